@@ -1,0 +1,1 @@
+"""mavlink layer (see docs/architecture in DESIGN)."""

@@ -1,0 +1,1 @@
+"""radios layer (see docs/architecture in DESIGN)."""

@@ -1,0 +1,75 @@
+"""Shared pytest fixtures: where the project's byte-exact vectors and flight logs live."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "lora_telemetry_ros_domains"
+_held_domain_lock = None  # kept open for the whole run: the lock is the reservation
+
+
+def _reserve_ros_domain() -> int:
+    """Reserve a ROS_DOMAIN_ID no other concurrent test run on this machine holds.
+
+    DDS participants in the same domain discover each other, so two parallel runs sharing a
+    domain would receive each other's /swarm/state. IDs 1-101 are valid for every participant
+    count on Linux (REP-2000's port arithmetic); a flock per ID is released when we exit.
+    """
+    global _held_domain_lock
+    _DOMAIN_LOCK_DIR.mkdir(exist_ok=True)
+    for domain in range(1, 102):
+        handle = open(_DOMAIN_LOCK_DIR / f"{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held_domain_lock = handle
+        return domain
+    raise RuntimeError("all ROS domain ids 1-101 are in use by other test runs")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Child processes (nodes, peers) inherit these.
+    os.environ["ROS_DOMAIN_ID"] = str(_reserve_ros_domain())
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
+    os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="lora_telemetry_ros_log_"))
+
+
+def _testdata_dir() -> Path:
+    # The vectors and logs are shared with the project's other repositories and sit
+    # beside the clone (../shared/testdata); LORA_TELEMETRY_TESTDATA overrides that.
+    env = os.environ.get("LORA_TELEMETRY_TESTDATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "testdata"
+    if not (path / "seed_vectors.json").is_file():
+        raise RuntimeError(
+            f"test data not found at {path}: clone next to ../shared or set LORA_TELEMETRY_TESTDATA"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def testdata_dir() -> Path:
+    return _testdata_dir()
+
+
+@pytest.fixture(scope="session")
+def seed_vectors(testdata_dir: Path) -> dict:
+    return json.loads((testdata_dir / "seed_vectors.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def lorawan_vectors(testdata_dir: Path) -> dict:
+    return json.loads((testdata_dir / "lorawan_vectors.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tlog_paths(testdata_dir: Path) -> list[Path]:
+    return sorted((testdata_dir / "tlogs").glob("*.tlog"))
