@@ -1,0 +1,165 @@
+"""Key files: where LoRaWAN session keys live (never in code, config, logs or topics).
+
+A key file is YAML, owner-only (mode 0600), created by `lora-telemetry keys generate`::
+
+    # lora_telemetry key file: secret, keep it mode 0600
+    devices:
+      uav1:
+        devaddr: 26011CA2
+        nwkskey: <32 hex digits>
+        appskey: <32 hex digits>
+
+Drone nodes read their own entry; the ground node reads all of them. A file that anyone but
+its owner may read or write is refused, as ssh refuses a private key with loose permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr, parse_key
+
+HEADER = "# lora_telemetry key file: secret, keep it mode 0600 (lora-telemetry keys generate)\n"
+
+
+class KeyFileError(ConfigError):
+    """A key file that is missing, unsafe or malformed."""
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    """ABP session keys of one device. `repr` never shows the keys."""
+
+    name: str
+    devaddr: int
+    nwkskey: bytes
+    appskey: bytes
+
+    def __repr__(self) -> str:
+        return f"DeviceKeys(name={self.name!r}, devaddr={format_dev_addr(self.devaddr)}, keys=<hidden>)"
+
+    __str__ = __repr__
+
+    def to_plain(self) -> dict[str, str]:
+        return {
+            "devaddr": format_dev_addr(self.devaddr),
+            "nwkskey": self.nwkskey.hex().upper(),
+            "appskey": self.appskey.hex().upper(),
+        }
+
+
+def parse_key_file(text: str, source: str = "key file") -> dict[str, DeviceKeys]:
+    """Parse key-file text into devices by name (pure; no permission checks)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise KeyFileError(f"{source}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("devices", {}), dict):
+        raise KeyFileError(f"{source}: expected a mapping with a 'devices' mapping")
+    devices: dict[str, DeviceKeys] = {}
+    seen_addr: dict[int, str] = {}
+    for name, entry in (data.get("devices") or {}).items():
+        where = f"{source}: device {name!r}"
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{where}: expected devaddr, nwkskey and appskey")
+        missing = [k for k in ("devaddr", "nwkskey", "appskey") if k not in entry]
+        if missing:
+            raise KeyFileError(f"{where}: missing {', '.join(missing)}")
+        try:
+            devaddr = parse_dev_addr(_hex_text(entry["devaddr"], 8))
+            nwk = parse_key(_hex_text(entry["nwkskey"], 32), "nwkskey")
+            app = parse_key(_hex_text(entry["appskey"], 32), "appskey")
+        except ConfigError as exc:
+            raise KeyFileError(f"{where}: {exc}") from None
+        if devaddr in seen_addr:
+            raise KeyFileError(
+                f"{where}: DevAddr {format_dev_addr(devaddr)} is also used by {seen_addr[devaddr]!r}"
+            )
+        seen_addr[devaddr] = str(name)
+        devices[str(name)] = DeviceKeys(str(name), devaddr, nwk, app)
+    return devices
+
+
+def _hex_text(value: object, digits: int) -> str:
+    # YAML reads an all-digit DevAddr such as 26011234 as an int: restore its hex spelling.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).zfill(digits)
+    return str(value)
+
+
+def check_permissions(path: Path) -> None:
+    """Refuse a key file that others may read or write."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{path}: permissions {stat.filemode(mode)} let other users read or change the keys;"
+            f" run: chmod 600 {path}"
+        )
+
+
+def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
+    """Read a key file after checking it is owner-only."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise KeyFileError(f"key file {p} not found; create it with: lora-telemetry keys generate")
+    check_permissions(p)
+    return parse_key_file(p.read_text(), str(p))
+
+
+def device_keys(path: str | os.PathLike[str], name: str) -> DeviceKeys:
+    """The keys of one device, with a clear error if the file lacks it."""
+    devices = load_key_file(path)
+    if name not in devices:
+        known = ", ".join(sorted(devices)) or "none"
+        raise KeyFileError(f"key file {path} has no device {name!r} (devices: {known})")
+    return devices[name]
+
+
+def write_key_file(path: str | os.PathLike[str], devices: dict[str, DeviceKeys]) -> None:
+    """Write atomically with mode 0600 from the first byte (no window where others can read)."""
+    p = Path(path).expanduser()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    body = {"devices": {name: d.to_plain() for name, d in devices.items()}}
+    text = HEADER + yaml.safe_dump(body, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)  # mkstemp creates 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def generate_device(name: str, devaddr: int | str) -> DeviceKeys:
+    """Fresh random session keys from the OS's CSPRNG."""
+    addr = devaddr if isinstance(devaddr, int) else parse_dev_addr(devaddr)
+    return DeviceKeys(name, addr, secrets.token_bytes(16), secrets.token_bytes(16))
+
+
+def add_device(path: str | os.PathLike[str], device: DeviceKeys, *, replace: bool = False) -> None:
+    """Add (or with `replace`, overwrite) one device in a key file, creating the file if needed."""
+    p = Path(path).expanduser()
+    devices = load_key_file(p) if p.exists() else {}
+    if device.name in devices and not replace:
+        raise KeyFileError(f"{p} already has device {device.name!r}; use --force to replace its keys")
+    for other in devices.values():
+        if other.devaddr == device.devaddr and other.name != device.name:
+            raise KeyFileError(
+                f"{p}: DevAddr {format_dev_addr(device.devaddr)} is already used by {other.name!r}"
+            )
+    devices[device.name] = device
+    write_key_file(p, devices)

@@ -1,0 +1,140 @@
+"""The protocol tools of the `lora-telemetry` command and the key files they write."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_telemetry import keyfile
+from lora_telemetry.cli.main import main
+from lora_telemetry.core import lorawan as lw
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_airtime_matches_datasheet_formula(capsys: pytest.CaptureFixture[str]) -> None:
+    # SF7, BW125, CR4/5, 8 preamble symbols, explicit header, CRC on, 29-byte PHYPayload (a
+    # LoRaWAN frame with 16 bytes of application payload):
+    # Tsym = 2^7/125 kHz = 1.024 ms; n_payload = 8 + ceil((8*29 - 28 + 28 + 16)/28) * 5 = 53;
+    # T = (8 + 4.25 + 53) * 1.024 ms = 66.816 ms (SX1276 datasheet 4.1.1.7, thesis ~14396).
+    out = run_json(capsys, "airtime", "--sf", "7", "--bw", "125", "--cr", "4/5", "--payload", "29")
+    assert out["airtime_ms"] == pytest.approx(66.816, abs=1e-9)
+    assert out["payload_symbols"] == 53
+    # SF12 at 125 kHz: Tsym = 32.768 ms > 16 ms so LDRO is on (datasheet 4.1.1.6).
+    out = run_json(capsys, "airtime", "--sf", "12", "--payload", "29")
+    assert out["low_data_rate_optimize"] is True
+
+
+def test_airtime_refuses_sf6_with_explicit_header(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["airtime", "--sf", "6", "--payload", "10"]) == 2
+    assert "--implicit" in capsys.readouterr().err
+    assert main(["airtime", "--sf", "6", "--payload", "10", "--implicit"]) == 0
+
+
+def test_encode_reproduces_thesis_frame(capsys: pytest.CaptureFixture[str], seed_vectors: dict) -> None:
+    vec = seed_vectors["lorawan_uplink_thesis_annex_iii"]
+    exp = vec["expected"]
+    out = run_json(
+        capsys, "encode", "--devaddr", exp["devaddr_hex"], "--fcnt", str(exp["fcnt"]),
+        "--fport", str(exp["fport"]), "--payload-hex", exp["frm_payload_plain_hex"],
+        "--nwkskey", vec["nwkskey_hex"], "--appskey", vec["appskey_hex"],
+    )
+    assert out["phy_payload_hex"] == vec["phy_payload_hex"]
+
+
+def test_decode_thesis_frame(capsys: pytest.CaptureFixture[str], seed_vectors: dict) -> None:
+    vec = seed_vectors["lorawan_uplink_thesis_annex_iii"]
+    out = run_json(capsys, "decode", vec["phy_payload_hex"],
+                   "--nwkskey", vec["nwkskey_hex"], "--appskey", vec["appskey_hex"])
+    exp = vec["expected"]
+    assert out["mtype"] == exp["mtype"]
+    assert out["devaddr"] == exp["devaddr_hex"]
+    assert out["fcnt"] == exp["fcnt"] and out["fport"] == exp["fport"]
+    assert out["frm_payload_hex"] == exp["frm_payload_plain_hex"]
+    assert out["mic_hex"] == exp["mic_hex"] and out["mic_valid"] is True
+
+
+def test_decode_every_vector(capsys: pytest.CaptureFixture[str], lorawan_vectors: dict) -> None:
+    for vec in lorawan_vectors["vectors"]:
+        exp = vec["expected"]
+        argv = ["decode", vec["phy_hex"]]
+        for opt in ("nwkskey", "appskey", "appkey"):
+            if vec.get(opt):
+                argv += [f"--{opt}", vec[opt]]
+        out = run_json(capsys, *argv)
+        if "mic_valid" in exp and out.get("mic_valid") is not None:
+            assert out["mic_valid"] == exp["mic_valid"], vec["id"]
+        if "fcnt" in exp:
+            assert out["fcnt"] == exp["fcnt"], vec["id"]
+        if "payload_hex" in exp and out.get("frm_payload_decrypted"):
+            assert out["frm_payload_hex"] == exp["payload_hex"], vec["id"]
+
+
+@pytest.mark.parametrize("bad", ["40a21c", "zz", "", "40" * 300])
+def test_decode_malformed_is_a_clear_error(capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    assert main(["decode", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-telemetry decode: error: ") and "Traceback" not in err
+
+
+def test_decode_wrong_key_reports_invalid_mic(capsys: pytest.CaptureFixture[str], seed_vectors: dict) -> None:
+    vec = seed_vectors["lorawan_uplink_thesis_annex_iii"]
+    out = run_json(capsys, "decode", vec["phy_payload_hex"], "--nwkskey", "00" * 16)
+    assert out["mic_valid"] is False
+
+
+def test_keys_generate_is_owner_only_and_usable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "keys.yaml"
+    run_json(capsys, "keys", "generate", "--name", "uav1", "--devaddr", "26011CA2", "--out", str(path))
+    run_json(capsys, "keys", "generate", "--name", "uav2", "--devaddr", "26011CA3", "--out", str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    devices = keyfile.load_key_file(path)
+    assert set(devices) == {"uav1", "uav2"}
+    assert devices["uav1"].nwkskey != devices["uav2"].nwkskey != devices["uav1"].appskey
+    assert "hidden" in repr(devices["uav1"])
+    assert devices["uav1"].nwkskey.hex() not in repr(devices["uav1"]).lower()
+    # The generated keys really work: a frame built with them verifies.
+    d = devices["uav2"]
+    phy = lw.build_data_frame(d.devaddr, 7, b"hi", nwkskey=d.nwkskey, appskey=d.appskey, fport=1)
+    assert lw.decode_data_frame(phy, d.nwkskey, d.appskey).payload == b"hi"
+    # Same name again without --force, or a DevAddr already taken: refused, file unchanged.
+    before = path.read_bytes()
+    assert main(["keys", "generate", "--name", "uav1", "--devaddr", "26011CA9", "--out", str(path)]) == 2
+    assert main(["keys", "generate", "--name", "uav3", "--devaddr", "26011CA2", "--out", str(path)]) == 2
+    assert path.read_bytes() == before
+
+
+def test_world_readable_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    keyfile.add_device(path, keyfile.generate_device("uav1", 0x26011CA2))
+    os.chmod(path, 0o644)
+    with pytest.raises(keyfile.KeyFileError, match="chmod 600"):
+        keyfile.load_key_file(path)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("devices: [1, 2]", "mapping"),
+    ("devices:\n  uav1: {devaddr: 26011CA2}", "missing nwkskey, appskey"),
+    ("devices:\n  uav1: {devaddr: 26011CA2, nwkskey: abc, appskey: abc}", "nwkskey"),
+    ("devices: {a: {devaddr: 1, nwkskey: " + "0" * 32 + ", appskey: " + "0" * 32 + "},"
+     " b: {devaddr: 1, nwkskey: " + "1" * 32 + ", appskey: " + "1" * 32 + "}}", "also used"),
+    ("devices: {", "YAML"),
+])
+def test_malformed_key_files(text: str, match: str) -> None:
+    with pytest.raises(keyfile.KeyFileError, match=match):
+        keyfile.parse_key_file(text)
+
+
+def test_cli_entry_point_runs_as_module() -> None:
+    out = subprocess.run([sys.executable, "-m", "lora_telemetry.cli.main", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "airtime" in out.stdout and "decode" in out.stdout
