@@ -95,6 +95,11 @@ class UplinkScheduler(Generic[T]):
             self.counters.replaced += 1
         self._pending = _Pending(item, airtime_s, now)
 
+    def offer_clear(self) -> None:
+        """Drop the waiting frame (e.g. its state went stale)."""
+        self._pending = None
+        self._planned = None
+
     @property
     def pending(self) -> T | None:
         return None if self._pending is None else self._pending.item
