@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
+# Tests point this elsewhere so a smoke run never rewrites the committed results.
+RESULTS = Path(os.environ.get("LORA_TELEMETRY_BENCH_RESULTS", REPO / "bench" / "results"))
 
 
 def machine() -> dict[str, Any]:

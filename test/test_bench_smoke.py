@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_codec_benchmark_shape(tmp_path: Path) -> None:
+    env = dict(os.environ, LORA_TELEMETRY_BENCH_RESULTS=str(tmp_path))
     out = subprocess.run([sys.executable, "bench/bench_codec.py", "--iterations", "50"],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+                         cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    data = json.loads((REPO / "bench/results/codec.json").read_text())
+    data = json.loads((tmp_path / "codec.json").read_text())
     names = [c["name"] for c in data["codecs"]]
     assert names == ["lora_telemetry", "thesis_text", "mavlink_high_latency2"]
     ours = data["codecs"][0]
