@@ -19,4 +19,6 @@ export VIRTUAL_ENV="$_lt_venv"
 export PATH="$_lt_venv/bin:$PATH"
 # shellcheck disable=SC1091
 source "$_lt_root/install/local_setup.bash"
+# The package's executables (lora-telemetry, drone_node, ground_node), as `ros2 run` finds them.
+export PATH="$_lt_root/install/lora_telemetry/lib/lora_telemetry:$PATH"
 unset _lt_root _lt_venv

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import termios
+import time
 import tty
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class PtyPort:
         self.master_fd: int | None = None
         self._slave_fd: int | None = None
         self.slave_path: str | None = None
+        self.dropped_bytes = 0
         self.plug()
 
     def plug(self) -> None:
@@ -77,18 +79,29 @@ class PtyPort:
         except OSError:  # EIO: no process has the slave open at the moment
             return b""
 
-    def write(self, data: bytes) -> None:
-        """Send bytes to the host (dropped while unplugged, like a real wire)."""
+    def write(self, data: bytes, timeout: float = 0.5) -> int:
+        """Send bytes to the host; returns how many were dropped.
+
+        Dropped while unplugged, like a real wire, and after `timeout` seconds if the host
+        stops reading and the pty buffer is full (a UART overruns; it never blocks forever).
+        """
         view = memoryview(data)
+        deadline = time.monotonic() + timeout
         while view and self.master_fd is not None:
             try:
                 n = os.write(self.master_fd, view)
             except BlockingIOError:
-                select.select([], [self.master_fd], [], 0.1)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.dropped_bytes += len(view)
+                    return len(view)
+                select.select([], [self.master_fd], [], min(0.1, remaining))
                 continue
             except OSError:
-                return
+                break
             view = view[n:]
+        self.dropped_bytes += len(view)
+        return len(view)
 
     def fileno(self) -> int:
         if self.master_fd is None:
