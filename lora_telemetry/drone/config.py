@@ -1,0 +1,116 @@
+"""Drone node parameters: one validated value object, from ROS parameters or a YAML file."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from lora_telemetry.core import codec as tcodec
+from lora_telemetry.core.dutycycle import POLICIES
+from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.phy import PhySettings, parse_coding_rate
+from lora_telemetry.params import coerce
+
+RADIO_TYPES = ("rn2483", "ebyte")
+LORAWAN_MODES = ("raw", "module")
+DEFAULT_BAUD = {"rn2483": 57600, "ebyte": 115200}
+
+
+@dataclass(frozen=True)
+class DroneConfig:
+    """Everything a drone node needs; see config/drone.yaml for the meaning of each field."""
+
+    uav_name: str
+    mavlink_url: str
+    radio_port: str
+    key_file: str
+    fcnt_state_file: str
+    origin_lat_deg: float
+    origin_lon_deg: float
+    origin_alt_m: float
+    mavlink_system_id: int = 0
+    vehicle_family: str = "arducopter"
+    radio_type: str = "rn2483"
+    radio_baud: int = 0
+    lorawan_mode: str = "raw"
+    frequency_hz: int = 433_175_000
+    spreading_factor: int = 7
+    bandwidth_hz: int = 125_000
+    coding_rate: int = 5
+    preamble_symbols: int = 8
+    sync_word: int = 0x34
+    tx_power_dbm: float = 10.0
+    update_period_s: float = 2.0
+    jitter_fraction: float = 0.25
+    duty_cycle_policy: str = "both"
+    max_sample_age_s: float = 5.0
+    stale_timeout_s: float = 3.0
+    reconnect_backoff_max_s: float = 5.0
+    diagnostics_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.uav_name or not self.uav_name.replace("_", "").isalnum():
+            raise ConfigError(f"uav_name {self.uav_name!r} must be letters, digits and '_' "
+                              "(it becomes part of topic names)")
+        if self.radio_type not in RADIO_TYPES:
+            raise ConfigError(f"radio_type {self.radio_type!r} must be one of {', '.join(RADIO_TYPES)}")
+        if self.lorawan_mode not in LORAWAN_MODES:
+            raise ConfigError(f"lorawan_mode {self.lorawan_mode!r} must be 'raw' (our LoRaWAN "
+                              "framing over the module's radio) or 'module' (RN2483's own stack)")
+        if self.lorawan_mode == "module" and self.radio_type != "rn2483":
+            raise ConfigError("lorawan_mode 'module' needs an RN2483: the EByte firmware has no "
+                              "LoRaWAN stack; use lorawan_mode 'raw'")
+        if self.duty_cycle_policy not in POLICIES:
+            raise ConfigError(f"duty_cycle_policy must be one of {', '.join(POLICIES)}")
+        if not 0 <= self.mavlink_system_id <= 255:
+            raise ConfigError(f"mavlink_system_id {self.mavlink_system_id} must be 0 (auto) .. 255")
+        for name in ("update_period_s", "max_sample_age_s", "stale_timeout_s",
+                     "reconnect_backoff_max_s", "diagnostics_period_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_sample_age_s >= tcodec.TIME_WINDOW_S - 1:
+            raise ConfigError(f"max_sample_age_s must stay below {tcodec.TIME_WINDOW_S - 1:g} s: "
+                              "older samples would be dated one time window late")
+        self.phy  # validates the radio settings  # noqa: B018
+        self.codec  # validates origin and family  # noqa: B018
+
+    @property
+    def baud(self) -> int:
+        return self.radio_baud or DEFAULT_BAUD[self.radio_type]
+
+    @property
+    def phy(self) -> PhySettings:
+        return PhySettings(
+            frequency_hz=self.frequency_hz, sf=self.spreading_factor,
+            bandwidth_hz=self.bandwidth_hz, coding_rate=self.coding_rate,
+            preamble_symbols=self.preamble_symbols, sync_word=self.sync_word,
+            tx_power_dbm=self.tx_power_dbm,
+        )
+
+    @property
+    def codec(self) -> tcodec.CodecConfig:
+        return tcodec.CodecConfig(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m,
+                                  self.vehicle_family)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "DroneConfig":
+        """Build from ROS parameters or YAML; unknown keys and wrong types are clear errors."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown drone parameter(s): {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "coding_rate" and isinstance(value, str):
+                kwargs[name] = parse_coding_rate(value)
+            else:
+                kwargs[name] = coerce(name, value, str(fields[name].type))
+        missing = [n for n, f in fields.items()
+                   if n not in kwargs and f.default is dataclasses.MISSING]
+        if missing:
+            raise ConfigError(f"missing drone parameter(s): {', '.join(missing)}")
+        for path_field in ("key_file", "fcnt_state_file"):
+            kwargs[path_field] = str(Path(kwargs[path_field]).expanduser())
+        return cls(**kwargs)

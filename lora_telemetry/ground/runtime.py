@@ -1,0 +1,119 @@
+"""The ground node's receive loop: radio -> gateway pipeline -> callbacks (no ROS here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.core.gateway import Gateway, Verdict
+from lora_telemetry.ground.config import GroundConfig
+from lora_telemetry.radios.base import Radio, RadioError, RxFrame
+
+FrameCallback = Callable[[RxFrame, Verdict], None]
+
+
+def open_gateway_radio(config: GroundConfig) -> Radio:
+    """The configured SX1276: on SPI, or the emulated chip on the simulated medium."""
+    from lora_telemetry.radios.sx1276 import SX1276Radio, SX1276Wiring
+
+    if config.radio == "emulator":
+        from lora_telemetry.sim.medium import MediumClient
+        from lora_telemetry.sim.sx1276_emulator import SX1276Emulator
+
+        hub = None
+        if config.medium:
+            host, _, port = config.medium.rpartition(":")
+            hub = (host or "127.0.0.1", int(port))
+        client = MediumClient(config.gateway_id, hub=hub,
+                              position_m=(config.gateway_x_m, config.gateway_y_m, config.gateway_z_m))
+        chip = SX1276Emulator(client)
+        radio = SX1276Radio(spi=chip.spi, gpio=chip.gpio)
+        _chain_close(radio, chip.close)
+    else:
+        wiring = SX1276Wiring(
+            spi_bus=config.spi_bus, spi_device=config.spi_device, spi_speed_hz=config.spi_speed_hz,
+            reset_pin=None if config.reset_pin < 0 else config.reset_pin,
+            nss_pin=None if config.nss_pin < 0 else config.nss_pin,
+            dio0_pin=config.dio0_pin, gpio_chip=config.gpio_chip,
+        )
+        radio = SX1276Radio(wiring=wiring)
+    try:
+        radio.configure(config.phy)
+    except BaseException:
+        radio.close()
+        raise
+    return radio
+
+
+def _chain_close(radio: Radio, also: Callable[[], None]) -> None:
+    original = radio.close
+
+    def close() -> None:
+        try:
+            original()
+        finally:
+            also()
+    radio.close = close  # type: ignore[method-assign]
+
+
+class GroundRuntime:
+    """Receives frames forever, judging each with the gateway pipeline."""
+
+    def __init__(self, config: GroundConfig, gateway: Gateway, on_frame: FrameCallback, *,
+                 open_radio: Callable[[GroundConfig], Radio] = open_gateway_radio,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
+        self.config = config
+        self.gateway = gateway
+        self.on_frame = on_frame
+        self.on_event = on_event or (lambda level, text: None)
+        self._open_radio = open_radio
+        self.radio: Radio | None = None
+        self.radio_error: str | None = None
+        self.frames = 0
+        self.last_frame_time: float | None = None
+        self.started = time.time()
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            if self.radio is None:
+                try:
+                    self.radio = self._open_radio(self.config)
+                except LoraTelemetryError as exc:  # no chip, SPI/GPIO busy, medium down
+                    if self.radio_error != str(exc):
+                        self.on_event("error", f"gateway radio unavailable: {exc}; retrying")
+                    self.radio_error = str(exc)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self.on_event("info", f"{self.radio.name} listening on {self.config.phy.frequency_hz / 1e6:.3f} MHz "
+                                      f"SF{self.config.phy.sf}")
+                self.radio_error = None
+                backoff = 0.5
+            try:
+                frame = self.radio.receive(self.config.receive_timeout_s)
+            except RadioError as exc:
+                self.on_event("error", f"gateway radio failed: {exc}; reopening")
+                self.radio_error = str(exc)
+                self.close_radio()
+                continue
+            if frame is None:
+                continue
+            self.frames += 1
+            self.last_frame_time = frame.time or time.time()
+            verdict = self.gateway.process(
+                frame.data, crc_ok=frame.crc_ok, rx_time=self.last_frame_time,
+                rssi_dbm=frame.rssi_dbm, snr_db=frame.snr_db,
+                airtime_s=frame.phy.time_on_air(len(frame.data)) if frame.data else 0.0,
+            )
+            self.on_frame(frame, verdict)
+
+    def close_radio(self) -> None:
+        radio, self.radio = self.radio, None
+        if radio is not None:
+            try:
+                radio.close()
+            except RadioError:
+                pass
