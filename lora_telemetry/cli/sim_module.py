@@ -1,0 +1,213 @@
+"""`lora-telemetry sim module`: run an emulated serial LoRa module on a pseudo-terminal.
+
+Prints the path a driver should open (the stable link, e.g. ``/tmp/lora_sim/uav1.tty``) as the
+first line of stdout (a JSON object with ``--json``), then serves until SIGTERM/Ctrl-C. The
+module joins the radio medium (``--medium host:port``, else ``$LORA_TELEMETRY_MEDIUM``, else
+127.0.0.1:47100) unless ``--no-medium``.
+
+``--control PATH`` binds a Unix datagram socket for fault injection; each datagram is one of
+``garbage [hex]``, ``reset``, ``drop [n]``, ``unplug [seconds]`` (replug after that long),
+``replug``, and for the RN2483 ``silent on|off``; the reply (``ok`` or an error) goes back to a bound sender, e.g.
+``echo reset | socat - UNIX-SENDTO:/tmp/lora_sim/uav1.ctl,bind=/tmp/me.sock``.
+
+Emulators share one constructor shape, ``Emulator(name, link_path, medium_client, ...)`` with
+``path``, ``serve_forever()``, ``stop()`` and ``close()`` (see ``sim/rn2483_emulator.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", choices=("rn2483", "ebyte"), required=True,
+                        help="module family to emulate")
+    parser.add_argument("--name", required=True, help="node name on the medium, e.g. uav1")
+    parser.add_argument("--link", metavar="PATH",
+                        help="stable symlink to create (default /tmp/lora_sim/<name>.tty)")
+    parser.add_argument("--medium", metavar="HOST:PORT",
+                        help="radio medium hub (default $LORA_TELEMETRY_MEDIUM or "
+                             "127.0.0.1:47100)")
+    parser.add_argument("--no-medium", action="store_true",
+                        help="do not join a medium: frames take their airtime and go nowhere")
+    parser.add_argument("--x", type=float, default=0.0, help="east position in m (0)")
+    parser.add_argument("--y", type=float, default=0.0, help="north position in m (0)")
+    parser.add_argument("--z", type=float, default=0.0, help="height in m (0)")
+    parser.add_argument("--band", type=int, choices=(868, 433), default=868,
+                        help="RN2483: band after a factory reset (868)")
+    parser.add_argument("--firmware", default="1.0.5",
+                        help="RN2483: firmware version in the banner (1.0.5)")
+    parser.add_argument("--seed", type=int, help="RN2483: seed for channel choice/nonces")
+    parser.add_argument("--rx-windows", choices=("full", "detect"), default="full",
+                        help="RN2483: keep LoRaWAN receive windows open for the longest "
+                             "downlink (full, default) or only for preamble detection "
+                             "(detect: real mac_tx_ok timing, no downlinks)")
+    parser.add_argument("--control", metavar="PATH",
+                        help="Unix datagram socket accepting fault-injection commands")
+    parser.add_argument("--verbose", action="store_true", help="log the emulator's events")
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add `sim module` (creating the `sim` group if needed)."""
+    from lora_telemetry.cli.sim_group import get_sim_subparsers
+
+    parser = get_sim_subparsers(subparsers, common).add_parser(
+        "module", parents=[common], help="run an emulated RN2483 or EByte module on a pty",
+        description=__doc__.splitlines()[0],
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def make_emulator(kind: str, name: str, link: str | None, medium_client: Any,
+                  args: argparse.Namespace | None = None) -> Any:
+    """The emulator of ``kind`` (imported lazily: each family is its own module)."""
+    if kind == "rn2483":
+        from lora_telemetry.sim.rn2483_emulator import RN2483Emulator
+        options: dict[str, Any] = {}
+        if args is not None:
+            options = {"band": args.band, "firmware": args.firmware, "seed": args.seed,
+                       "rx_windows": args.rx_windows}
+        return RN2483Emulator(name, link, medium_client, **options)
+    if kind == "ebyte":
+        from lora_telemetry.sim.ebyte_emulator import EByteEmulator
+        return EByteEmulator(name, link, medium_client)
+    raise ConfigError(f"unknown module type {kind!r}; use rn2483 or ebyte")
+
+
+def apply_control(emulator: Any, text: str) -> str:
+    """One fault-injection command, on any emulator of the shared shape."""
+    words = text.strip().split()
+    verb, rest = (words[0].lower(), words[1:]) if words else ("", [])
+    try:
+        if verb == "garbage":
+            emulator.inject_garbage(bytes.fromhex(rest[0]) if rest else None)
+        elif verb == "reset":
+            (getattr(emulator, "inject_reset", None) or emulator.reset)()
+        elif verb == "drop":
+            emulator.drop_answers(int(rest[0]) if rest else 1)
+        elif verb == "unplug":
+            emulator.unplug()
+            if rest:
+                timer = threading.Timer(float(rest[0]), emulator.replug)
+                timer.daemon = True
+                timer.start()
+        elif verb == "replug":
+            emulator.replug()
+        elif verb == "silent" and hasattr(emulator, "set_silent"):
+            emulator.set_silent(not rest or rest[0].lower() != "off")
+        else:
+            return (f"error: unknown command {text.strip()!r}; use garbage [hex] | reset | "
+                    "drop [n] | unplug [seconds] | replug | silent on|off (RN2483)")
+    except (ValueError, IndexError, AttributeError) as exc:
+        return f"error: {text.strip()!r}: {exc}"
+    return "ok"
+
+
+class _ControlSocket:
+    """Serve :func:`apply_control` on a Unix datagram socket in a daemon thread."""
+
+    def __init__(self, path: str, emulator: Any) -> None:
+        self.path = Path(path)
+        if self.path.is_socket():
+            self.path.unlink()
+        elif self.path.exists():
+            raise ConfigError(f"--control {path}: a file that is not a socket is in the way")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self.path))
+        self._sock.settimeout(0.2)
+        self._emulator = emulator
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="sim-module-control",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, sender = self._sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            reply = apply_control(self._emulator, data.decode("ascii", "replace"))
+            logging.getLogger(__name__).info("control %r: %s", data, reply)
+            if sender:
+                try:
+                    self._sock.sendto(reply.encode() + b"\n", sender)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        self._sock.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s: %(message)s")
+    client = None
+    if not args.no_medium:
+        from lora_telemetry.sim.medium import MediumClient
+        client = MediumClient(args.name, hub=args.medium, position_m=(args.x, args.y, args.z))
+    control = None
+    try:
+        emulator = make_emulator(args.type, args.name, args.link, client, args)
+        try:
+            if args.control:
+                control = _ControlSocket(args.control, emulator)
+            if getattr(args, "json", False):
+                print(json.dumps({"type": args.type, "name": args.name, "path": emulator.path,
+                                  "medium": None if client is None else
+                                  f"{client.hub[0]}:{client.hub[1]}"}), flush=True)
+            else:
+                print(emulator.path, flush=True)
+
+            def stop(_signum: int, _frame: Any) -> None:
+                emulator.stop()
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            emulator.serve_forever()
+        finally:
+            if control is not None:
+                control.close()
+            emulator.close()
+    finally:
+        if client is not None:
+            client.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry (``python -m lora_telemetry.cli.sim_module``), same options."""
+    parser = argparse.ArgumentParser(prog="lora-telemetry sim module",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except LoraTelemetryError as exc:
+        print(f"lora-telemetry sim module: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
