@@ -1,0 +1,192 @@
+"""The drone node's send loop: newest vehicle state -> secured frame -> air, within the rules.
+
+`DroneRuntime.step(now)` is one pass of the loop and returns when it wants to run again, so
+the same code runs on the wall clock in the node and on a simulated clock in tests. It never
+sends stale state: a silent flight controller empties the queue and raises a diagnostic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from lora_telemetry.core import codec as tcodec
+from lora_telemetry.core.access import AlohaPolicy, UplinkScheduler
+from lora_telemetry.core.dutycycle import DutyCycleLedger
+from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.drone.config import DroneConfig
+from lora_telemetry.drone.transmitters import UplinkReport, UplinkTransmitter
+from lora_telemetry.radios.base import (
+    ModuleReset, RadioBusy, RadioDisconnected, RadioError, RadioTimeout,
+)
+
+IDLE_WAKE_S = 0.1  # how often to look for a new vehicle state when nothing is scheduled
+
+
+class VehicleSource(Protocol):
+    """What the runtime needs from the MAVLink link (thread-safe)."""
+
+    def sample(self, now: float | None = None) -> tcodec.TelemetrySample | None: ...
+    def is_stale(self, now: float | None = None) -> bool: ...
+
+
+class CounterSource(Protocol):
+    def take(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SentFrame:
+    report: UplinkReport
+    sample: tcodec.TelemetrySample
+    fport: int
+    payload: bytes
+
+
+class DroneRuntime:
+    def __init__(self, config: DroneConfig, vehicle: VehicleSource,
+                 transmitter: UplinkTransmitter, counters: CounterSource, *,
+                 rng: random.Random | None = None,
+                 on_sent: Callable[[SentFrame], None] | None = None,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
+        self.config = config
+        self.vehicle = vehicle
+        self.tx = transmitter
+        self.counters = counters
+        self.codec = config.codec
+        self.frequency_hz = config.frequency_hz
+        self.ledger = DutyCycleLedger(policy=config.duty_cycle_policy)
+        self.scheduler: UplinkScheduler[tcodec.TelemetrySample] = UplinkScheduler(
+            self.ledger,
+            AlohaPolicy(config.update_period_s, jitter_fraction=config.jitter_fraction, rng=rng),
+            config.frequency_hz,
+        )
+        self.frame_airtime_s = transmitter.airtime_s(tcodec.MAX_PAYLOAD_SIZE)
+        self.on_sent = on_sent or (lambda frame: None)
+        self.on_event = on_event or (lambda level, text: None)
+        self.failures: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.stale = True
+        self.last_fcnt: int | None = None
+        self.last_sent_at: float | None = None
+        self._last_offered_time = -math.inf
+        self._reconnect_at = -math.inf
+        self._backoff_s = 0.5
+        self.radio_error: str | None = None
+
+    # -- one pass of the loop -------------------------------------------------------------
+    def step(self, now: float) -> float:
+        """Do what is due at `now`; return the time of the next pass."""
+        self._refresh_vehicle(now)
+        if not self.tx.is_open:
+            self._try_open(now)
+        sample = self.scheduler.due(now) if self.tx.is_open else None
+        if sample is not None:
+            self._send(sample, now)
+        wake = self.scheduler.next_start(now)
+        if not self.tx.is_open:
+            wake = self._reconnect_at if wake is None else min(wake, self._reconnect_at)
+        nxt = now + IDLE_WAKE_S
+        return nxt if wake is None else max(now, min(wake, nxt))
+
+    def _refresh_vehicle(self, now: float) -> None:
+        stale = self.vehicle.is_stale(now)
+        if stale != self.stale:
+            self.on_event("warn" if stale else "info",
+                          "flight controller silent: telemetry paused" if stale
+                          else "flight controller state fresh again")
+            self.stale = stale
+        if stale:
+            if self.scheduler.pending is not None:
+                self.scheduler.offer_clear()
+                self.dropped["stale"] += 1
+            return
+        sample = self.vehicle.sample(now)
+        if sample is None or sample.time_unix_s <= self._last_offered_time:
+            return
+        self._last_offered_time = sample.time_unix_s
+        self.scheduler.offer(sample, self.frame_airtime_s, now)
+
+    def _try_open(self, now: float) -> None:
+        if now < self._reconnect_at:
+            return
+        try:
+            self.tx.open()
+        except RadioError as exc:
+            self.failures["open_failed"] += 1
+            self._reconnect_at = now + self._backoff_s
+            if self.radio_error != str(exc):
+                self.on_event("error", f"radio unavailable, retrying in {self._backoff_s:.1f} s: {exc}")
+            self.radio_error = str(exc)
+            self._backoff_s = min(self._backoff_s * 2, self.config.reconnect_backoff_max_s)
+            return
+        if self.radio_error is not None:
+            self.on_event("info", "radio reconnected and configured")
+        self.radio_error = None
+        self._backoff_s = 0.5
+
+    def _send(self, sample: tcodec.TelemetrySample, now: float) -> None:
+        age = now - sample.time_unix_s
+        if age > self.config.max_sample_age_s:
+            self.dropped["too_old"] += 1
+            return
+        try:
+            fport, payload = tcodec.encode(sample, self.codec)
+        except LoraTelemetryError as exc:
+            self.dropped["encode_error"] += 1
+            self.on_event("warn", f"vehicle state cannot be encoded: {exc}")
+            return
+        fcnt = self.counters.take()
+        try:
+            report = self.tx.send(fport, payload, fcnt)
+        except RadioError as exc:
+            self._send_failed(exc, now)
+            return
+        self.scheduler.sent(report.started, report.airtime_s)
+        self.last_fcnt = fcnt
+        self.last_sent_at = report.started
+        self.on_sent(SentFrame(report, sample, fport, payload))
+
+    def _send_failed(self, exc: RadioError, now: float) -> None:
+        cause = _cause(exc)
+        self.failures[cause] += 1
+        self.scheduler.failed(now)
+        if isinstance(exc, (RadioDisconnected, ModuleReset, RadioTimeout)):
+            # The module's state is unknown or gone: reopen and configure it from scratch.
+            self.tx.close()
+            self._reconnect_at = now if isinstance(exc, ModuleReset) else now + self._backoff_s
+            self.on_event("warn", f"send failed ({cause}): {exc}; reconnecting")
+        elif not isinstance(exc, RadioBusy):
+            self.on_event("warn", f"send failed ({cause}): {exc}")
+
+    # -- reporting ------------------------------------------------------------------------
+    def status(self, now: float) -> dict[str, Any]:
+        """Values for the node's /diagnostics."""
+        return {
+            "stale": self.stale,
+            "radio_open": self.tx.is_open,
+            "radio_error": self.radio_error or "",
+            "frames_sent": self.scheduler.counters.sent,
+            "frames_replaced": self.scheduler.counters.replaced,
+            "last_fcnt": -1 if self.last_fcnt is None else self.last_fcnt,
+            "duty_cycle_budget_left_s": self.ledger.budget_left(self.frequency_hz, now),
+            "frame_airtime_s": self.frame_airtime_s,
+            **{f"send_failures.{k}": v for k, v in sorted(self.failures.items())},
+            **{f"dropped.{k}": v for k, v in sorted(self.dropped.items())},
+        }
+
+    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
+        """Loop on the wall clock until `stop` is set."""
+        while not stop.is_set():
+            now = clock()
+            wake = self.step(now)
+            stop.wait(max(0.0, wake - clock()))
+
+
+def _cause(exc: RadioError) -> str:
+    name = type(exc).__name__
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")

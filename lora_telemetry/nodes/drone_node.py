@@ -1,0 +1,115 @@
+"""ROS 2 drone node: MAVLink in, secured LoRa telemetry out (wiring only; logic in drone/).
+
+Publishes (relative names, so a namespace per UAV works):
+  lora/tx       lora_telemetry/RadioFrame   every uplink that reached the air
+  /diagnostics  diagnostic_msgs/DiagnosticArray  link, radio and duty-cycle state, 1 Hz
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+
+from lora_telemetry.drone.config import DroneConfig
+from lora_telemetry.drone.runtime import DroneRuntime, SentFrame
+from lora_telemetry.drone.transmitters import (
+    ModuleUplinkTransmitter, RawUplinkTransmitter, radio_factory,
+)
+from lora_telemetry.keyfile import device_keys
+from lora_telemetry.mavlink.link import MavlinkLink
+from lora_telemetry.msg import RadioFrame
+from lora_telemetry.nodes import ros_convert as conv
+from lora_telemetry.nodes.common import declare_dataclass_parameters, run_node
+from lora_telemetry.persist import FrameCounterStore
+
+
+class DroneNode(Node):
+    def __init__(self) -> None:
+        super().__init__("drone_node")
+        self.config = DroneConfig.from_mapping(declare_dataclass_parameters(self, DroneConfig))
+        cfg = self.config
+        keys = device_keys(cfg.key_file, cfg.uav_name)
+        self.store = FrameCounterStore(cfg.fcnt_state_file, f"{keys.devaddr:08X}")
+        self.link = MavlinkLink(cfg.mavlink_url, cfg.mavlink_system_id or None,
+                                stale_timeout_s=cfg.stale_timeout_s)
+        make_radio = radio_factory(cfg.radio_type, cfg.radio_port, cfg.baud)
+        if cfg.lorawan_mode == "module":
+            tx = ModuleUplinkTransmitter(make_radio, cfg.phy, keys,
+                                         next_fcnt=lambda: self.store.next_counter)
+        else:
+            tx = RawUplinkTransmitter(make_radio, cfg.phy, keys)
+        self.runtime = DroneRuntime(cfg, self.link, tx, self.store,
+                                    on_sent=self._on_sent, on_event=self._on_event)
+        self.tx_pub = self.create_publisher(RadioFrame, "lora/tx", qos_profile_sensor_data)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._mavlink_loop, name="mavlink", daemon=True),
+            threading.Thread(target=self.runtime.run, args=(self._stop,), name="uplink", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        self.get_logger().info(
+            f"{cfg.uav_name}: MAVLink {cfg.mavlink_url} -> {cfg.radio_type} on {cfg.radio_port} "
+            f"({cfg.lorawan_mode} LoRaWAN, {cfg.frequency_hz / 1e6:.3f} MHz SF{cfg.spreading_factor}, "
+            f"period {cfg.update_period_s:g} s, frame airtime {self.runtime.frame_airtime_s * 1e3:.1f} ms)"
+        )
+
+    def _mavlink_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.link.poll(timeout=0.2)
+            except Exception as exc:  # noqa: BLE001 - the link must never kill the node
+                self.get_logger().error(f"MAVLink link error: {exc}", throttle_duration_sec=5.0)
+                self._stop.wait(1.0)
+
+    def _on_sent(self, frame: SentFrame) -> None:
+        msg = conv.radio_frame(
+            direction=RadioFrame.DIRECTION_UPLINK_TX, node_id=self.config.uav_name,
+            data=frame.report.data, phy=self.config.phy, t_unix_s=frame.report.started,
+            status="sent", uav_name=self.config.uav_name, devaddr=self.runtime.tx.keys.devaddr,
+        )
+        msg.airtime_s = frame.report.airtime_s
+        self.tx_pub.publish(msg)
+
+    def _on_event(self, level: str, text: str) -> None:
+        log = self.get_logger()
+        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(text)
+
+    def _publish_diagnostics(self) -> None:
+        now = time.time()
+        status = self.runtime.status(now)
+        level, message = DiagnosticStatus.OK, "sending"
+        if status["stale"]:
+            level, message = DiagnosticStatus.STALE, "flight controller silent: telemetry paused"
+        elif not status["radio_open"]:
+            level, message = DiagnosticStatus.ERROR, f"radio unavailable: {status['radio_error']}"
+        link = self.link.stats()
+        values = {**status, "mavlink_connected": link.get("connected"),
+                  "mavlink_receive_errors": link.get("receive_errors")}
+        arr = DiagnosticArray()
+        arr.header.stamp = conv.stamp(now)
+        arr.status.append(conv.diagnostic_status(
+            f"lora_telemetry/drone/{self.config.uav_name}", level[0], message,
+            self.config.uav_name, values))
+        self.diag_pub.publish(arr)
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=3.0)
+        self.runtime.tx.close()
+        self.link.close()
+
+
+def main() -> int:
+    return run_node(DroneNode, "drone_node")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
