@@ -31,7 +31,7 @@ class UplinkReport:
     """One uplink that reached the air."""
 
     fcnt: int
-    data: bytes  # the PHYPayload when known (raw mode); b"" when the module framed it
+    data: bytes  # the PHYPayload on the air
     airtime_s: float
     started: float
     finished: float
@@ -146,7 +146,11 @@ class ModuleUplinkTransmitter(UplinkTransmitter):
         if self.radio.upctr != fcnt:  # type: ignore[attr-defined]
             self.radio.mac_set_upctr(fcnt)  # type: ignore[attr-defined]
         result = self.radio.mac_tx(fport, payload)  # type: ignore[attr-defined]
-        return UplinkReport(fcnt, b"", result.airtime_s, result.started, result.finished)
+        # LoRaWAN framing is deterministic (keys, DevAddr, counter, payload; no FOpts/ADR here),
+        # so this is the frame the module put on the air, for lora/tx and the statistics.
+        frame = lw.build_data_frame(self.keys.devaddr, fcnt, payload, nwkskey=self.keys.nwkskey,
+                                    appskey=self.keys.appskey, fport=fport)
+        return UplinkReport(fcnt, frame, result.airtime_s, result.started, result.finished)
 
     def close(self) -> None:
         radio, self.radio = self.radio, None
