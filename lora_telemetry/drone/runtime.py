@@ -96,9 +96,12 @@ class DroneRuntime:
     def _refresh_vehicle(self, now: float) -> None:
         stale = self.vehicle.is_stale(now)
         if stale != self.stale:
-            self.on_event("warn" if stale else "info",
-                          "flight controller silent: telemetry paused" if stale
-                          else "flight controller state fresh again")
+            if stale:
+                self.on_event("warn", "flight controller silent: telemetry paused")
+            else:
+                self.on_event("info", "flight controller state received: sending telemetry"
+                              if self._last_offered_time == -math.inf
+                              else "flight controller state fresh again: telemetry resumed")
             self.stale = stale
         if stale:
             if self.scheduler.pending is not None:
@@ -183,7 +186,12 @@ class DroneRuntime:
         """Loop on the wall clock until `stop` is set."""
         while not stop.is_set():
             now = clock()
-            wake = self.step(now)
+            try:
+                wake = self.step(now)
+            except Exception as exc:  # noqa: BLE001 - a bug must not silently stop telemetry
+                self.failures["internal_error"] += 1
+                self.on_event("error", f"uplink loop error (continuing): {type(exc).__name__}: {exc}")
+                wake = now + 1.0
             stop.wait(max(0.0, wake - clock()))
 
 

@@ -78,8 +78,14 @@ class DroneNode(Node):
         self.tx_pub.publish(msg)
 
     def _on_event(self, level: str, text: str) -> None:
+        # One call site per severity: rclpy refuses a severity change at the same call site.
         log = self.get_logger()
-        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(text)
+        if level == "error":
+            log.error(text)
+        elif level == "warn":
+            log.warning(text)
+        else:
+            log.info(text)
 
     def _publish_diagnostics(self) -> None:
         now = time.time()

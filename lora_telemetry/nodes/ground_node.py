@@ -160,8 +160,14 @@ class GroundNode(Node):
         self.diag_pub.publish(arr)
 
     def _on_event(self, level: str, text: str) -> None:
+        # One call site per severity: rclpy refuses a severity change at the same call site.
         log = self.get_logger()
-        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(text)
+        if level == "error":
+            log.error(text)
+        elif level == "warn":
+            log.warning(text)
+        else:
+            log.info(text)
 
     def close(self) -> None:
         self._stop.set()
