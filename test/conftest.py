@@ -9,6 +9,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# In CI, property tests use a fixed seed so a run is reproducible; locally they explore anew.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "lora_telemetry_ros_domains"

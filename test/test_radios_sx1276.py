@@ -201,7 +201,8 @@ def test_rssi_encoding_is_the_inverse_of_decoding(rssi, snr, lf):
     assert abs(R.decode_snr(snr_reg) - snr) <= 0.125
     pkt_rssi = R.encode_packet_rssi(rssi, snr_reg, lf)
     decoded = R.decode_packet_rssi(pkt_rssi, R.decode_snr(snr_reg), lf)
-    assert abs(decoded - rssi) <= 0.5
+    # Half a 1 dB register step; 1e-9 absorbs binary floating-point error at the boundary.
+    assert abs(decoded - rssi) <= 0.5 + 1e-9
 
 
 # --- driver start-up ---------------------------------------------------------------------------
