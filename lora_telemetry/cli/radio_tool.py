@@ -56,8 +56,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     link.add_argument("--preamble", type=int, default=8, help="P2P preamble symbols (8)")
     link.add_argument("--sync", type=_int_auto, default=0x34, help="P2P sync word (0x34)")
     link.add_argument("--power", type=float, help="P2P output power in dBm")
-    link.add_argument("--iq-inverted", action="store_true", help="P2P inverted IQ")
-    link.add_argument("--no-crc", action="store_true", help="P2P payload CRC off")
+    link.add_argument("--iq", choices=("normal", "inverted"), default="normal",
+                      help="P2P IQ polarity (normal for uplinks)")
+    link.add_argument("--iq-inverted", action="store_const", const="inverted", dest="iq",
+                      help=argparse.SUPPRESS)
+    link.add_argument("--crc", choices=("on", "off"), default="on", help="P2P payload CRC")
+    link.add_argument("--no-crc", action="store_const", const="off", dest="crc",
+                      help=argparse.SUPPRESS)
+    link.add_argument("--implicit-length", type=int, metavar="N",
+                      help="P2P implicit header with fixed payload length N (EByte)")
     link.add_argument("--band", type=int, choices=(868, 433), default=868,
                       help="LoRaWAN band for `mac reset` (default 868)")
     link.add_argument("--dr", type=int, default=5, help="LoRaWAN data rate (default 5)")
@@ -73,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     send = sub.add_parser("send", parents=[common, port, link], help="transmit frames")
     data = send.add_mutually_exclusive_group(required=True)
-    data.add_argument("--data", help="payload as hex")
+    data.add_argument("--hex", "--data", dest="data", help="payload as hex")
     data.add_argument("--text", help="payload as text (UTF-8)")
     send.add_argument("--count", type=int, default=1, help="frames to send (default 1)")
     send.add_argument("--interval", type=float, default=0.0, help="seconds between frames")
@@ -88,14 +95,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     listen.set_defaults(func=run_listen)
 
 
-def open_radio(kind: str, port: str, baud: int | None = None) -> Radio:
+def open_radio(kind: str, port: str, baud: int | None = None,
+               implicit_length: int | None = None) -> Radio:
     """The driver for ``kind`` on ``port`` (EByte imported lazily)."""
     if kind == "rn2483":
         from lora_telemetry.radios.rn2483 import RN2483Radio
+        if implicit_length:
+            raise ConfigError("the RN2483 radio has no implicit-header mode; drop --implicit-length")
         return RN2483Radio(port) if baud is None else RN2483Radio(port, baud)
     if kind == "ebyte":
         from lora_telemetry.radios.ebyte import EByteRadio
-        return EByteRadio(port) if baud is None else EByteRadio(port, baud)
+        options = {"implicit_length": implicit_length} if implicit_length else {}
+        return EByteRadio(port, **options) if baud is None else EByteRadio(port, baud, **options)
     raise ConfigError(f"unknown module type {kind!r}; use rn2483 or ebyte")
 
 
@@ -106,9 +117,10 @@ def p2p_phy(args: argparse.Namespace) -> lphy.PhySettings:
         bandwidth_hz=lphy.parse_bandwidth(args.bw),
         coding_rate=lphy.parse_coding_rate(args.cr),
         preamble_symbols=args.preamble,
-        crc_on=not args.no_crc,
+        crc_on=args.crc == "on",
+        explicit_header=args.implicit_length is None,
         sync_word=args.sync,
-        iq_inverted=args.iq_inverted,
+        iq_inverted=args.iq == "inverted",
         tx_power_dbm=args.power,
     )
 
@@ -119,11 +131,12 @@ def _payload(args: argparse.Namespace) -> bytes:
     try:
         return bytes.fromhex(args.data)
     except ValueError:
-        raise ConfigError(f"--data {args.data!r} is not hex") from None
+        raise ConfigError(f"--hex {args.data!r} is not hex") from None
 
 
 def run_info(args: argparse.Namespace) -> int:
-    with open_radio(args.type, args.port, args.baud) as radio:
+    with open_radio(args.type, args.port, args.baud,
+                    getattr(args, "implicit_length", None)) as radio:
         info: dict[str, Any] = dict(radio.info()) if hasattr(radio, "info") else {}
         info.setdefault("name", radio.name)
         emit(args, info)
@@ -149,7 +162,8 @@ def run_send(args: argparse.Namespace) -> int:
     payload = _payload(args)
     if args.count < 1:
         raise ConfigError("--count must be at least 1")
-    with open_radio(args.type, args.port, args.baud) as radio:
+    with open_radio(args.type, args.port, args.baud,
+                    getattr(args, "implicit_length", None)) as radio:
         if args.mode == "lorawan":
             _lorawan_setup(radio, args)
         else:
@@ -179,7 +193,8 @@ def run_listen(args: argparse.Namespace) -> int:
                           "the windows after its own uplinks (see `radio send --mode lorawan`)")
     received = 0
     end = time.monotonic() + args.duration
-    with open_radio(args.type, args.port, args.baud) as radio:
+    with open_radio(args.type, args.port, args.baud,
+                    getattr(args, "implicit_length", None)) as radio:
         radio.configure(p2p_phy(args))
         while (args.count is None or received < args.count) and time.monotonic() < end:
             frame = radio.receive(min(1.0, max(0.05, end - time.monotonic())))
