@@ -23,8 +23,9 @@ test: setup
 demo: setup
 	@source tools/env.sh && exec lora-telemetry sim swarm $(ARGS)
 
+# Every benchmark (a few minutes each); one of them: make bench ARGS="latency --duration 60"
 bench: setup
-	@source tools/env.sh && for b in bench/bench_*.py; do python "$$b" || exit 1; done
+	@source tools/env.sh && exec lora-telemetry bench $(if $(ARGS),$(ARGS),all)
 
 clean:
 	rm -rf build install log

@@ -18,7 +18,7 @@ from lora_telemetry import __version__
 from lora_telemetry.core.errors import LoraTelemetryError
 
 # Subcommand modules, in the order `--help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("airtime", "frames", "keys", "radio_tool", "sim_medium", "sim_module", "sim_swarm", "sim_vehicle")
+SUBCOMMANDS: tuple[str, ...] = ("airtime", "frames", "keys", "radio_tool", "sim_medium", "sim_module", "sim_swarm", "sim_vehicle", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
