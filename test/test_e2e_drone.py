@@ -6,7 +6,6 @@ simulator and `drone_node`, and listens on the medium like a gateway would (a sn
 
 from __future__ import annotations
 
-import math
 import socket
 import time
 from pathlib import Path

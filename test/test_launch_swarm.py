@@ -7,7 +7,6 @@ launch system by test_e2e_swarm.py.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import unittest
@@ -19,7 +18,7 @@ launch_testing = pytest.importorskip("launch_testing", reason="launch_testing is
 pytest.importorskip("launch_ros", reason="launch_ros is not installed")
 
 import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
+import launch_testing.actions  # noqa: E402,F811  (the submodule, after the skip check)
 import rclpy  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402

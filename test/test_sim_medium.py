@@ -245,8 +245,8 @@ def test_bad_frames_are_refused(bad):
 def _two_frames(p1: float, p2: float, phy2: PhySettings = DR5, offset: float = 0.01):
     model = model_with(("a", 0.0), ("b", 0.0), ("gw", 100.0))
     model.set_listening("gw", DR5, 0.0)
-    ta = model.start_tx("a", FRAME17, DR5, p1, 1.0)
-    tb = model.start_tx("b", bytes(17), phy2, p2, 1.0 + offset)
+    model.start_tx("a", FRAME17, DR5, p1, 1.0)
+    model.start_tx("b", bytes(17), phy2, p2, 1.0 + offset)
     return model, {e.tx_node for e in rx_events(model.finish_due(10.0), "gw")}
 
 

@@ -15,7 +15,6 @@ import sys
 from typing import Any, Sequence
 
 from lora_telemetry.cli.sim_group import get_sim_subparsers
-from lora_telemetry.core.errors import LoraTelemetryError
 from lora_telemetry.sim.medium import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -110,17 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry (``python -m lora_telemetry.cli.sim_medium``), same options."""
-    parser = argparse.ArgumentParser(prog="lora-telemetry sim medium", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LoraTelemetryError as exc:
-        print(f"lora-telemetry sim medium: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    from lora_telemetry.cli.standalone import standalone_main
+
+    return standalone_main("lora-telemetry sim medium", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+from lora_telemetry.core.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -197,16 +197,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry (``python -m lora_telemetry.cli.sim_module``), same options."""
-    parser = argparse.ArgumentParser(prog="lora-telemetry sim module",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LoraTelemetryError as exc:
-        print(f"lora-telemetry sim module: error: {exc}", file=sys.stderr)
-        return 2
+    from lora_telemetry.cli.standalone import standalone_main
+
+    return standalone_main("lora-telemetry sim module", __doc__.splitlines()[0], add_arguments, run, argv)
 
 
 if __name__ == "__main__":

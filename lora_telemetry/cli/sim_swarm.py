@@ -8,6 +8,8 @@ process and optionally writes a JSON summary.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import argparse
 import math
 import os
@@ -209,16 +211,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lora-telemetry sim swarm", description=__doc__)
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ConfigError as exc:
-        print(f"lora-telemetry sim swarm: error: {exc}", file=sys.stderr)
-        return 2
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry (``python -m lora_telemetry.cli.sim_swarm``), same options."""
+    from lora_telemetry.cli.standalone import standalone_main
+
+    return standalone_main("lora-telemetry sim swarm", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -255,17 +255,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry (``python -m lora_telemetry.cli.sim_vehicle``), same options."""
-    parser = argparse.ArgumentParser(prog="lora-telemetry sim vehicle", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except LoraTelemetryError as exc:
-        print(f"lora-telemetry sim vehicle: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    from lora_telemetry.cli.standalone import standalone_main
+
+    return standalone_main("lora-telemetry sim vehicle", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,15 @@ def run_node(make_node: Callable[[], Node], name: str) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def log_event(node: Node, level: str, text: str) -> None:
+    """Log at "info", "warn" or "error". One call site per severity: rclpy refuses a
+    severity change at the same call site."""
+    log = node.get_logger()
+    if level == "error":
+        log.error(text)
+    elif level == "warn":
+        log.warning(text)
+    else:
+        log.info(text)

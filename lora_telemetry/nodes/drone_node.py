@@ -23,7 +23,7 @@ from lora_telemetry.keyfile import device_keys
 from lora_telemetry.mavlink.link import MavlinkLink
 from lora_telemetry.msg import RadioFrame
 from lora_telemetry.nodes import ros_convert as conv
-from lora_telemetry.nodes.common import declare_dataclass_parameters, run_node
+from lora_telemetry.nodes.common import declare_dataclass_parameters, log_event, run_node
 from lora_telemetry.persist import FrameCounterStore
 
 
@@ -78,14 +78,7 @@ class DroneNode(Node):
         self.tx_pub.publish(msg)
 
     def _on_event(self, level: str, text: str) -> None:
-        # One call site per severity: rclpy refuses a severity change at the same call site.
-        log = self.get_logger()
-        if level == "error":
-            log.error(text)
-        elif level == "warn":
-            log.warning(text)
-        else:
-            log.info(text)
+        log_event(self, level, text)
 
     def _publish_diagnostics(self) -> None:
         now = time.time()

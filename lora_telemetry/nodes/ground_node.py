@@ -26,7 +26,7 @@ from lora_telemetry.ground.config import GroundConfig
 from lora_telemetry.ground.runtime import GroundRuntime
 from lora_telemetry.msg import LinkStats, RadioFrame, SwarmState, UavTelemetry
 from lora_telemetry.nodes import ros_convert as conv
-from lora_telemetry.nodes.common import run_node
+from lora_telemetry.nodes.common import log_event, run_node
 from lora_telemetry.radios.base import RxFrame
 
 SWARM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -160,14 +160,7 @@ class GroundNode(Node):
         self.diag_pub.publish(arr)
 
     def _on_event(self, level: str, text: str) -> None:
-        # One call site per severity: rclpy refuses a severity change at the same call site.
-        log = self.get_logger()
-        if level == "error":
-            log.error(text)
-        elif level == "warn":
-            log.warning(text)
-        else:
-            log.info(text)
+        log_event(self, level, text)
 
     def close(self) -> None:
         self._stop.set()
