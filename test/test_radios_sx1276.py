@@ -678,3 +678,26 @@ def test_through_the_medium(hub):
         uav.close()
         radio.close()
         emu.close()
+
+
+def test_receive_forever_delivers_to_a_callback_until_stopped():
+    emu = SX1276Emulator()
+    radio = SX1276Radio(spi=emu.spi, gpio=emu.gpio)
+    radio.configure(PhySettings(433_175_000, 7, 125_000))
+    got: list = []
+    stop = threading.Event()
+    worker = threading.Thread(target=radio.receive_forever, args=(got.append, stop, 0.1))
+    worker.start()
+    try:
+        assert emu.inject_rx(InjectedRx(b"\x40abc", PhySettings(433_175_000, 7, 125_000),
+                                        rssi_dbm=-80.0, snr_db=9.0))
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        worker.join(3)
+        radio.close()
+        emu.close()
+    assert not worker.is_alive()
+    assert [f.data for f in got] == [b"\x40abc"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -97,6 +98,15 @@ class Radio(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the device (idempotent)."""
+
+    def receive_forever(self, callback: RxCallback, stop: threading.Event,
+                        timeout: float = 0.5) -> None:
+        """Call `callback` with every received frame until `stop` is set (for a receive
+        thread); each wait is bounded by `timeout` so `stop` is noticed promptly."""
+        while not stop.is_set():
+            frame = self.receive(timeout)
+            if frame is not None:
+                callback(frame)
 
     def with_phy(self, **changes: object) -> PhySettings:
         """The current settings with some fields changed (validated by `PhySettings`)."""
