@@ -204,3 +204,14 @@ def test_unopenable_radio_retries_with_backoff() -> None:
     gaps = [b - a for a, b in zip(attempts, attempts[1:])]
     assert gaps[0] == pytest.approx(0.5, abs=0.01) and max(gaps) <= cfg.reconnect_backoff_max_s + 0.01
     assert rt.status(clock.t)["radio_open"] is False
+
+
+def test_duty_cycle_cap_lowers_the_limit() -> None:
+    # LoRaWAN EU433 asks for 1 % (Region.lorawan_duty_cycle) on a sub-band ETSI allows 10 %.
+    clock = Clock()
+    cfg = config(duty_cycle_cap=0.01)
+    rt, radios, _ = make(cfg, clock)
+    run(rt, clock, 600)
+    starts = [t for t, _ in radios[0].sent]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 100 * cfg.phy.time_on_air(29) - 1e-6

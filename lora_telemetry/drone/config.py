@@ -45,6 +45,7 @@ class DroneConfig:
     update_period_s: float = 2.0
     jitter_fraction: float = 0.25
     duty_cycle_policy: str = "both"
+    duty_cycle_cap: float = 0.0  # 0: the sub-band's ETSI limit; e.g. 0.01 for LoRaWAN EU433
     max_sample_age_s: float = 5.0
     stale_timeout_s: float = 3.0
     reconnect_backoff_max_s: float = 5.0
@@ -64,6 +65,9 @@ class DroneConfig:
                               "LoRaWAN stack; use lorawan_mode 'raw'")
         if self.duty_cycle_policy not in POLICIES:
             raise ConfigError(f"duty_cycle_policy must be one of {', '.join(POLICIES)}")
+        if not 0.0 <= self.duty_cycle_cap <= 1.0:
+            raise ConfigError(f"duty_cycle_cap {self.duty_cycle_cap!r} must be 0 (none) or a "
+                              "fraction such as 0.01")
         if not 0 <= self.mavlink_system_id <= 255:
             raise ConfigError(f"mavlink_system_id {self.mavlink_system_id} must be 0 (auto) .. 255")
         for name in ("update_period_s", "max_sample_age_s", "stale_timeout_s",

@@ -59,7 +59,8 @@ class DroneRuntime:
         self.counters = counters
         self.codec = config.codec
         self.frequency_hz = config.frequency_hz
-        self.ledger = DutyCycleLedger(policy=config.duty_cycle_policy)
+        self.ledger = DutyCycleLedger(policy=config.duty_cycle_policy,
+                                      cap=config.duty_cycle_cap or None)
         self.scheduler: UplinkScheduler[tcodec.TelemetrySample] = UplinkScheduler(
             self.ledger,
             AlohaPolicy(config.update_period_s, jitter_fraction=config.jitter_fraction, rng=rng),
