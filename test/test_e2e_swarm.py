@@ -115,9 +115,13 @@ def test_swarm_end_to_end(swarm) -> None:
                                    fport=fport)
     inject_until(probe, control, stranger, "unknown_devaddr")
     inject_until(probe, control, stranger, "unknown_devaddr")
-    genuine = next(bytes(m.data) for m in probe.rx if m.uav_name == "uav1" and m.status == "accepted")
-    assert probe.spin(10.0, until=lambda: sum(
-        1 for m in probe.rx if m.uav_name == "uav1" and m.status == "accepted") >= 3)
+    def uav1_accepted() -> list[bytes]:
+        return [bytes(m.data) for m in probe.rx if m.uav_name == "uav1" and m.status == "accepted"]
+
+    # A genuine frame to replay, then a few newer ones so that it has become old.
+    assert probe.spin(20.0, until=lambda: len(uav1_accepted()) >= 1), "no accepted uav1 frame seen"
+    genuine = uav1_accepted()[0]
+    assert probe.spin(20.0, until=lambda: len(uav1_accepted()) >= 3)
     replayed = inject_until(probe, control, genuine, "replay")
     assert replayed.uav_name == "uav1"
 
