@@ -24,9 +24,9 @@ simulated, with no processes and no wall clock, on the pure radio medium
 
 Each N runs ``--minutes`` simulated minutes (default 30) and sits next to the analytic
 pure-ALOHA curves of :mod:`lora_telemetry.core.aloha` (finite population and Poisson), both
-evaluated at the effective period max(period, T / duty cycle). (Below T / duty cycle the
-analytic curves do not apply: the duty cycle paces every frame, ALOHA's jitter is lost and
-frames that collide once collide for ever; the benchmark prints a note.)
+evaluated at the effective period max(period, T / duty cycle). (Below T / duty cycle the duty
+cycle paces every frame and the policy only adds up to one frame time of jitter after T_off,
+so the analytic curves are approximate there; the benchmark prints a note.)
 
 Usage: ``python bench/bench_swarm.py [--period S] [--max-uavs N] [--minutes M] [--seed K]
 [--geometry equal|formation|both] [--min-delivery F]``. Writes ``bench/results/swarm.json``:
@@ -313,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         # AlohaPolicy.next_start takes max(target, earliest_allowed): every frame then starts
         # exactly at the end of its T_off, the jitter is lost and phases never drift.
         print(f"note: period {args.period:g} s < T/duty cycle = {airtime / duty_cycle:.3f} s: the "
-              "duty cycle paces every frame, ALOHA's jitter is lost and UAVs that collide once "
-              "collide for ever (see the worst UAV column)")
+              "duty cycle paces every frame; only the policy's one-frame jitter after T_off "
+              "separates the UAVs (see the worst UAV column)")
     results: dict[str, Any] = {}
     for geometry in geometries:
         t0 = time.perf_counter()
