@@ -134,7 +134,7 @@ def test_falls_back_to_request_data_stream_on_unsupported(udp_pair) -> None:
     requests = {m.req_stream_id: m for m in fake.of_type("REQUEST_DATA_STREAM")}
     assert set(requests) == {2, 6, 10, 11, 12}  # EXTENDED_STATUS, POSITION, EXTRA1/2/3
     # Each stream at the fastest rate one of its messages needs (ceil, Hz).
-    assert requests[6].req_message_rate == 5  # GLOBAL_POSITION_INT 5 Hz
+    assert requests[6].req_message_rate == 10  # GLOBAL_POSITION_INT 10 Hz
     assert requests[2].req_message_rate == 2  # SYS_STATUS, GPS_RAW_INT 2 Hz
     assert requests[12].req_message_rate == 1  # SYSTEM_TIME, BATTERY_STATUS 1 Hz
     assert all(m.start_stop == 1 for m in requests.values())
