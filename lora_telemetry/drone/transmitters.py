@@ -37,32 +37,12 @@ class UplinkReport:
     finished: float
 
 
-class UplinkTransmitter(abc.ABC):
-    phy: PhySettings
-
-    @abc.abstractmethod
-    def open(self) -> None:
-        """Open and configure the module (idempotent). Raises RadioError."""
-
-    @abc.abstractmethod
-    def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
-        """Send one uplink with frame counter `fcnt`. Raises RadioError subclasses."""
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-    @property
-    @abc.abstractmethod
-    def is_open(self) -> bool: ...
-
-    def airtime_s(self, payload_len: int) -> float:
-        return self.phy.time_on_air(payload_len + LORAWAN_OVERHEAD)
-
-
 RadioFactory = Callable[[], Radio]
 
 
-class RawUplinkTransmitter(UplinkTransmitter):
+class UplinkTransmitter(abc.ABC):
+    """Opens the module lazily (and again after a failure), and sends secured uplinks."""
+
     def __init__(self, radio_factory: RadioFactory, phy: PhySettings, keys: DeviceKeys) -> None:
         self._factory = radio_factory
         self.phy = phy
@@ -74,40 +54,60 @@ class RawUplinkTransmitter(UplinkTransmitter):
         return self.radio is not None
 
     def open(self) -> None:
+        """Open and configure the module (idempotent). Raises RadioError."""
         if self.radio is not None:
             return
         radio = self._factory()
         try:
-            radio.configure(self.phy)
+            self._setup(radio)
         except BaseException:
             radio.close()
             raise
         self.radio = radio
-
-    def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
-        if self.radio is None:
-            raise RadioError("radio is not open")
-        frame = lw.build_data_frame(self.keys.devaddr, fcnt, payload, nwkskey=self.keys.nwkskey,
-                                    appskey=self.keys.appskey, fport=fport)
-        result = self.radio.send(frame)
-        return UplinkReport(fcnt, frame, result.airtime_s, result.started, result.finished)
 
     def close(self) -> None:
         radio, self.radio = self.radio, None
         if radio is not None:
             radio.close()
 
+    def airtime_s(self, payload_len: int) -> float:
+        return self.phy.time_on_air(payload_len + LORAWAN_OVERHEAD)
+
+    def _frame(self, fport: int, payload: bytes, fcnt: int) -> bytes:
+        return lw.build_data_frame(self.keys.devaddr, fcnt, payload, nwkskey=self.keys.nwkskey,
+                                   appskey=self.keys.appskey, fport=fport)
+
+    def _radio(self) -> Radio:
+        if self.radio is None:
+            raise RadioError("radio is not open")
+        return self.radio
+
+    @abc.abstractmethod
+    def _setup(self, radio: Radio) -> None:
+        """Configure a freshly opened module."""
+
+    @abc.abstractmethod
+    def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
+        """Send one uplink with frame counter `fcnt`. Raises RadioError subclasses."""
+
+
+class RawUplinkTransmitter(UplinkTransmitter):
+    def _setup(self, radio: Radio) -> None:
+        radio.configure(self.phy)
+
+    def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
+        frame = self._frame(fport, payload, fcnt)
+        result = self._radio().send(frame)
+        return UplinkReport(fcnt, frame, result.airtime_s, result.started, result.finished)
+
 
 class ModuleUplinkTransmitter(UplinkTransmitter):
     """RN2483 `mac` stack, ABP on one channel (thesis end-node set-up)."""
 
-    def __init__(self, radio_factory: Callable[[], Radio], phy: PhySettings, keys: DeviceKeys,
+    def __init__(self, radio_factory: RadioFactory, phy: PhySettings, keys: DeviceKeys,
                  *, next_fcnt: Callable[[], int]) -> None:
-        self._factory = radio_factory
-        self.phy = phy
-        self.keys = keys
+        super().__init__(radio_factory, phy, keys)
         self._next_fcnt = next_fcnt
-        self.radio = None  # type: ignore[assignment]
         self.band = 433 if phy.frequency_hz < 500_000_000 else 868
         region = get_region("EU433" if self.band == 433 else "EU868")
         matches = [dr for dr, rate in region.data_rates.items()
@@ -119,43 +119,23 @@ class ModuleUplinkTransmitter(UplinkTransmitter):
         want = phy.tx_power_dbm if phy.tx_power_dbm is not None else region.default_tx_power_dbm
         self.pwridx = min(region.tx_power_dbm, key=lambda i: abs(region.tx_power_dbm[i] - want))
 
-    @property
-    def is_open(self) -> bool:
-        return self.radio is not None
-
-    def open(self) -> None:
-        if self.radio is not None:
-            return
-        radio = self._factory()
-        try:
-            # dcycle 9 = 10 % (100/(X+1) %, command reference 2.4.8.19.2) as the thesis set it;
-            # the node's own ledger enforces the legal limit of the sub-band on top.
-            radio.lorawan_setup(  # type: ignore[attr-defined]
-                self.band, self.phy.frequency_hz, self.dr, self.pwridx, self.keys.devaddr,
-                self.keys.nwkskey, self.keys.appskey, dcycle=9, upctr=self._next_fcnt(),
-                save=False,
-            )
-        except BaseException:
-            radio.close()
-            raise
-        self.radio = radio
+    def _setup(self, radio: Radio) -> None:
+        # dcycle 9 = 10 % (100/(X+1) %, command reference 2.4.8.19.2) as the thesis set it;
+        # the node's own ledger enforces the legal limit of the sub-band on top.
+        radio.lorawan_setup(  # type: ignore[attr-defined]
+            self.band, self.phy.frequency_hz, self.dr, self.pwridx, self.keys.devaddr,
+            self.keys.nwkskey, self.keys.appskey, dcycle=9, upctr=self._next_fcnt(), save=False,
+        )
 
     def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
-        if self.radio is None:
-            raise RadioError("radio is not open")
-        if self.radio.upctr != fcnt:  # type: ignore[attr-defined]
-            self.radio.mac_set_upctr(fcnt)  # type: ignore[attr-defined]
-        result = self.radio.mac_tx(fport, payload)  # type: ignore[attr-defined]
+        radio = self._radio()
+        if radio.upctr != fcnt:  # type: ignore[attr-defined]
+            radio.mac_set_upctr(fcnt)  # type: ignore[attr-defined]
+        result = radio.mac_tx(fport, payload)  # type: ignore[attr-defined]
         # LoRaWAN framing is deterministic (keys, DevAddr, counter, payload; no FOpts/ADR here),
         # so this is the frame the module put on the air, for lora/tx and the statistics.
-        frame = lw.build_data_frame(self.keys.devaddr, fcnt, payload, nwkskey=self.keys.nwkskey,
-                                    appskey=self.keys.appskey, fport=fport)
+        frame = self._frame(fport, payload, fcnt)
         return UplinkReport(fcnt, frame, result.airtime_s, result.started, result.finished)
-
-    def close(self) -> None:
-        radio, self.radio = self.radio, None
-        if radio is not None:
-            radio.close()
 
 
 def radio_factory(radio_type: str, port: str, baud: int) -> RadioFactory:
