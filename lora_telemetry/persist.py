@@ -25,8 +25,13 @@ class StateFileError(ConfigError):
     """A state file that cannot be read or written."""
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any, *, mode: int = 0o600) -> None:
-    """Write JSON so that readers see the old or the new content, never a torn file."""
+def atomic_write_json(path: str | os.PathLike[str], data: Any, *, mode: int = 0o600,
+                      durable: bool = True) -> None:
+    """Write JSON so that readers see the old or the new content, never a torn file.
+
+    `durable` also fsyncs the file and its directory, so the content survives a power cut
+    (state that must never go back, such as frame counters); status files can skip it.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
@@ -35,15 +40,16 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, mode: int = 0o
             json.dump(data, handle, sort_keys=True)
             handle.write("\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, p)
-        # Make the rename itself durable.
-        dir_fd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:  # make the rename itself durable
+            dir_fd = os.open(p.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -23,6 +23,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.geo import LocalProjection, haversine_m
 from lora_telemetry.mavlink.link import MavlinkLink, TlogReader
+from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.vehicle import (
     LogReplayer,
     ReplayTransform,
@@ -31,7 +32,6 @@ from lora_telemetry.sim.vehicle import (
     build_swarm,
     find_log_reference,
     medium_position_sink,
-    write_json_atomic,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -346,8 +346,8 @@ def test_replay_reaches_a_link_as_another_vehicle(vtol: Path, tmp_path: Path) ->
 
 def test_write_json_atomic(tmp_path: Path) -> None:
     path = tmp_path / "truth.json"
-    write_json_atomic(path, {"a": 1})
-    write_json_atomic(path, {"a": 2})
+    atomic_write_json(path, {"a": 1}, durable=False)
+    atomic_write_json(path, {"a": 2}, durable=False)
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["truth.json"]  # no temporary left over
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings
+from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.processes import ProcessError, ProcessGroup
 from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm, ros_env, start_swarm
 
@@ -148,7 +149,7 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
             truth=_truth_fn(plan), duration_s=ended - started)
         summary["failed_processes"] = failed
         if args.summary_json:
-            report.write_json(args.summary_json, summary)
+            atomic_write_json(args.summary_json, summary, mode=0o644)
         _print_summary(summary)
         if failed:
             print("lora-telemetry sim swarm: error: " + "\n".join(failed), file=sys.stderr)

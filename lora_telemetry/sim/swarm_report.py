@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lora_telemetry.core import codec as tcodec
@@ -120,11 +118,3 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
             if truth is not None else None),
         "per_uav": per_uav,
     }
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(p)

@@ -29,7 +29,6 @@ UTC clock (SYSTEM_TIME) is the wall-clock start plus ``t``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -55,6 +54,7 @@ from lora_telemetry.mavlink.link import (
     write_transport,
 )
 from lora_telemetry.mavlink.state import MAV_COMP_ID_AUTOPILOT1, is_autopilot_heartbeat
+from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.medium import MediumControl, MediumError
 
 __all__ = [
@@ -72,7 +72,6 @@ __all__ = [
     "ReplayTransform",
     "LogReplayer",
     "VehicleSimulator",
-    "write_json_atomic",
     "medium_position_sink",
 ]
 
@@ -990,14 +989,6 @@ class LogReplayer:
 # ------------------------------------------------------------------------------------------
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON so that readers see the old or the new file, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
-    os.replace(tmp, path)
-
-
 def medium_position_sink(
     hub: str | None, node_ids: Mapping[int, str]
 ) -> tuple[Callable[[int, float, float, float], None], Callable[[], None]]:
@@ -1169,7 +1160,7 @@ class VehicleSimulator:
         data = {"time_unix_s": wall, "sim_time_s": self.sim_time_s,
                 "vehicles": self.truth() if vehicles is None else vehicles}  # fmt: skip
         try:
-            write_json_atomic(self.truth_path, data)  # type: ignore[arg-type]
+            atomic_write_json(self.truth_path, data, mode=0o644, durable=False)  # type: ignore[arg-type]
         except OSError as exc:
             self.counters["truth_write_errors"] += 1
             raise ConfigError(f"cannot write the truth file {self.truth_path}: {exc}") from None
