@@ -6,8 +6,14 @@ tree comes first on ``sys.path`` (tests run from a checkout), ``extend_path`` le
 installed copy supply the generated ``msg`` subpackage.
 """
 
+from pathlib import Path as _Path
 from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
+# colcon installs the sources as per-file symlinks: also look in the source directory, so
+# modules added since the last build import without a rebuild.
+if str(_Path(__file__).resolve().parent) not in __path__:
+    __path__.append(str(_Path(__file__).resolve().parent))
+del _Path
 
 __version__ = "0.1.0"
