@@ -200,7 +200,8 @@ def _truth_fn(plan):
 def _print_summary(s: dict) -> None:
     print(f"\nsummary over {s['measurement_window_s']:.0f} s: delivery {_pct(s['delivery_ratio'])} "
           f"(pure ALOHA with {s['uavs']} senders at load G={s['offered_load']:.3f} predicts "
-          f"{_pct(s['aloha_expected_delivery_ratio'])})")
+          f"{_pct(s['aloha_expected_delivery_ratio'])}; with capture at the measured RSSIs "
+          f"{_pct(s['aloha_with_capture_delivery_ratio'])})")
     for name, u in s["per_uav"].items():
         err = u.get("max_position_error_m")
         print(f"  {name:6} {u['radio']:7} sent {u['frames_sent']:4}  received {u['frames_received']:4}"
