@@ -155,11 +155,17 @@ def test_replayed_log_arrives_in_order_within_resolution(rig_factory, testdata_d
     rig.start_drone(origin, family)
     events = rig.frames(25.0)
     assert len(events) >= 15, f"only {len(events)} frames on the air"
-    index, last_fcnt = 0, -1
+    index, last_fcnt, positions = 0, -1, 0
     for ev in events:
         fcnt, s = rig.decode(ev, cfg)
         assert fcnt > last_fcnt, "frame counters must strictly increase"
         last_fcnt = fcnt
+        if s.lat_deg is None:
+            # A HEARTBEAT can arrive before the first GLOBAL_POSITION_INT: the node then sends
+            # mode and status with the position marked unknown, never an invented one.
+            assert positions == 0, f"frame {fcnt} lost a position the log keeps sending"
+            continue
+        positions += 1
         # The first log record at or after the previous match that this frame reproduces
         # within codec resolution (0.25 m per axis, docs/wire-format.md): in order, exact.
         for j in range(index, len(track)):
@@ -171,6 +177,7 @@ def test_replayed_log_arrives_in_order_within_resolution(rig_factory, testdata_d
             raise AssertionError(f"frame {fcnt} ({s.lat_deg}, {s.lon_deg}, {s.alt_amsl_m}) is no "
                                  f"position of the log at or after record {index}")
         assert s.mode_name in modes, (s.mode_name, modes)
+    assert positions >= 12, f"only {positions} frames carried a position"
     assert index > 0 or len(set(track)) == 1
 
 
