@@ -141,7 +141,6 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
                 next_draw = now + (1.0 if tty else 5.0)
             stop.wait(0.2)
         ended = time.time()
-        time.sleep(0)  # frames sent in the last seconds are excluded below, not waited for
         records = monitor.snapshot()
         summary = report.summarize(
             records, radios=radios, window=(measure_from, ended - 3.0),

@@ -8,6 +8,8 @@ import sys
 from typing import Any, Callable
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -20,15 +22,18 @@ def declare_dataclass_parameters(node: Node, cls: type) -> dict[str, Any]:
     """Declare one ROS parameter per dataclass field and return the values that were set.
 
     Fields without a default are declared with an empty value of their type; values left
-    empty are omitted, so the dataclass reports them as missing by name.
+    empty are omitted, so the dataclass reports them as missing by name. Parameters are
+    dynamically typed (`origin_alt_m: 488` is as good as `488.0`); the config dataclass
+    converts and validates them with clear messages.
     """
+    dynamic = ParameterDescriptor(dynamic_typing=True)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
         has_default = f.default is not dataclasses.MISSING
         default = f.default if has_default else _DEFAULT_FOR_TYPE[str(f.type)]
-        value = node.declare_parameter(f.name, default).value
+        value = node.declare_parameter(f.name, default, dynamic).value
         if not has_default and (value == "" or (isinstance(value, float) and math.isnan(value))):
             continue
         values[f.name] = value
@@ -44,7 +49,7 @@ def run_node(make_node: Callable[[], Node], name: str) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except LoraTelemetryError as exc:
+    except (LoraTelemetryError, ParameterException) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     finally:
