@@ -84,6 +84,24 @@ def test_unknown_devaddr_reported_once(gateway: gw.Gateway) -> None:
     assert gateway.unknown_devaddrs == {0x0A0B0C0D: 3}
 
 
+def test_unknown_devaddr_table_is_bounded(gateway: gw.Gateway) -> None:
+    # Fuzzing found +70 MB for 1,000,000 frames with random DevAddrs: anyone in range could
+    # grow the table without bound. It now keeps the MAX_UNKNOWN_DEVADDRS most recent.
+    cap = gw.MAX_UNKNOWN_DEVADDRS
+    data = frame(1, T0, addr=0x0A000000)
+    for i in range(3 * cap):
+        addr = 0x0A000000 + i
+        forged = addr.to_bytes(4, "little")
+        v = gateway.process(data[:1] + forged + data[5:], crc_ok=True, rx_time=T0)
+        assert v.status == gw.UNKNOWN_DEVADDR and v.first_report
+    assert len(gateway.unknown_devaddrs) == cap
+    assert gateway.unknown_devaddrs_forgotten == 2 * cap
+    # The most recently heard stay; an address heard often is kept while it keeps sending.
+    assert 0x0A000000 + 3 * cap - 1 in gateway.unknown_devaddrs
+    assert 0x0A000000 not in gateway.unknown_devaddrs
+    assert gateway.totals[gw.UNKNOWN_DEVADDR] == 3 * cap
+
+
 def test_authentic_frame_with_garbage_payload_is_a_decode_error(gateway: gw.Gateway) -> None:
     data = lw.build_data_frame(ADDR, 1, b"\x00" * 3, nwkskey=NWK, appskey=APP, fport=1)
     v = gateway.process(data, crc_ok=True, rx_time=T0)

@@ -9,6 +9,7 @@ decode. Every frame gets exactly one verdict (`status`), and per-device counters
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -29,6 +30,11 @@ OUT_OF_WINDOW = "out_of_window"
 DECODE_ERROR = "decode_error"
 STATUSES = (ACCEPTED, CRC_ERROR, MALFORMED, NOT_UPLINK, UNKNOWN_DEVADDR, MIC_FAILED,
             DUPLICATE, REPLAY, OUT_OF_WINDOW, DECODE_ERROR)
+
+#: Unregistered DevAddrs remembered (for "reported once per address" and diagnostics). Anyone
+#: in range can send frames with random addresses, so the table is bounded: the least recently
+#: heard address is forgotten first (and would be reported again if it comes back).
+MAX_UNKNOWN_DEVADDRS = 256
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,29 @@ class Gateway:
             self.devices[d.devaddr] = d
         self.trackers = {a: lw.FrameCounterTracker(a) for a in self.devices}
         self.links = {d.name: LinkCounters() for d in self.devices.values()}
-        self.unknown_devaddrs: dict[int, int] = {}  # address -> frames seen
+        #: unregistered address -> frames seen, least recently heard first (bounded)
+        self.unknown_devaddrs: OrderedDict[int, int] = OrderedDict()
+        #: unregistered addresses dropped from the table to keep it bounded
+        self.unknown_devaddrs_forgotten = 0
         self.totals: dict[str, int] = {s: 0 for s in STATUSES}
 
     def _done(self, verdict: Verdict) -> Verdict:
         self.totals[verdict.status] += 1
         return verdict
+
+    def _note_unknown(self, addr: int) -> int:
+        """Count a frame of an unregistered address; returns how many were seen before."""
+        table = self.unknown_devaddrs
+        seen = table.pop(addr, 0)
+        if not seen and len(table) >= MAX_UNKNOWN_DEVADDRS:
+            table.popitem(last=False)
+            self.unknown_devaddrs_forgotten += 1
+        table[addr] = seen + 1
+        return seen
+
+    def most_frequent_unknown(self, n: int = 8) -> list[tuple[int, int]]:
+        """The `n` unregistered addresses heard most often: (address, frames)."""
+        return sorted(self.unknown_devaddrs.items(), key=lambda kv: -kv[1])[:n]
 
     def process(self, data: bytes, *, crc_ok: bool, rx_time: float,
                 rssi_dbm: float | None = None, snr_db: float | None = None,
@@ -140,8 +163,7 @@ class Gateway:
         addr = frame.dev_addr
         device = self.devices.get(addr)
         if device is None:
-            seen = self.unknown_devaddrs.get(addr, 0)
-            self.unknown_devaddrs[addr] = seen + 1
+            seen = self._note_unknown(addr)
             return self._done(Verdict(UNKNOWN_DEVADDR, f"DevAddr {frame.dev_addr_hex} is not registered",
                                       devaddr=addr, first_report=seen == 0))
         link = self.links[device.name]

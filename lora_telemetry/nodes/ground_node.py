@@ -139,7 +139,10 @@ class GroundNode(Node):
         counters = getattr(rt.radio, "counters", {}) if rt.radio is not None else {}
         values = {"frames": rt.frames, **{f"verdict.{k}": v for k, v in self.gateway.totals.items()},
                   **{f"radio.{k}": v for k, v in counters.items()},
-                  "unknown_devaddrs": " ".join(format_dev_addr(a) for a in self.gateway.unknown_devaddrs)}
+                  "unknown_devaddrs": " ".join(f"{format_dev_addr(a)}x{n}"
+                                               for a, n in self.gateway.most_frequent_unknown()),
+                  "unknown_devaddrs_distinct": len(self.gateway.unknown_devaddrs),
+                  "unknown_devaddrs_forgotten": self.gateway.unknown_devaddrs_forgotten}
         arr.status.append(conv.diagnostic_status(
             f"lora_telemetry/gateway/{self.config.gateway_id}", level[0], message,
             self.config.gateway_id, values))
