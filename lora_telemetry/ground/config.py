@@ -13,7 +13,8 @@ from lora_telemetry.core.gateway import Device
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
 from lora_telemetry.keyfile import load_key_file
-from lora_telemetry.params import coerce
+from lora_telemetry.params import check_origin, coerce, missing_parameters
+from lora_telemetry.persist import default_state_dir
 
 RADIOS = ("sx1276", "emulator")
 
@@ -48,9 +49,15 @@ class GroundConfig:
     state_rate_hz: float = 1.0
     stale_after_s: float = 10.0
     receive_timeout_s: float = 0.5
+    # Last accepted frame counter per UAV, kept across restarts ("": in the user's state
+    # directory, see counter_state_path).
+    fcnt_state_file: str = ""
     devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.gateway_id or not self.gateway_id.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"gateway_id {self.gateway_id!r} must be letters, digits, '_' and '-' "
+                              "(it names the gateway's state file and diagnostics)")
         if self.radio not in RADIOS:
             raise ConfigError(f"radio {self.radio!r} must be 'sx1276' (SPI) or 'emulator'")
         for name in ("state_rate_hz", "stale_after_s", "receive_timeout_s"):
@@ -58,8 +65,17 @@ class GroundConfig:
                 raise ConfigError(f"{name} must be positive")
         if not self.devices:
             raise ConfigError("no devices registered: add devices.<uav_name>.system_id entries")
+        check_origin(self.origin_lat_deg, self.origin_lon_deg)
         self.phy  # noqa: B018  (validates)
         self.codec_for("arducopter")  # noqa: B018  (validates the origin)
+
+    @property
+    def counter_state_path(self) -> Path:
+        """Where the frame counters live: fcnt_state_file, or by default
+        ~/.local/state/lora_telemetry/<gateway_id>.fcnt.json ($XDG_STATE_HOME honoured)."""
+        if self.fcnt_state_file:
+            return Path(self.fcnt_state_file)
+        return default_state_dir() / f"{self.gateway_id}.fcnt.json"
 
     @property
     def phy(self) -> PhySettings:
@@ -124,6 +140,8 @@ class GroundConfig:
         missing = [n for n, f in fields.items() if n not in kwargs and n != "devices"
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
-            raise ConfigError(f"missing ground parameter(s): {', '.join(missing)}")
+            raise missing_parameters("ground", missing)
         kwargs["key_file"] = str(Path(kwargs["key_file"]).expanduser())
+        if kwargs.get("fcnt_state_file"):
+            kwargs["fcnt_state_file"] = str(Path(kwargs["fcnt_state_file"]).expanduser())
         return cls(devices=devices, **kwargs)

@@ -1,4 +1,8 @@
-"""The ground node's receive loop: radio -> gateway pipeline -> callbacks (no ROS here)."""
+"""The ground node's receive loop: radio -> gateway pipeline -> durable counters -> callbacks.
+
+No ROS here. Frames are judged on the receive thread; `DurableDelivery` writes the counters
+they advanced and then calls back, on its own thread (see ground/delivery.py).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,22 @@ from typing import Callable
 from lora_telemetry.core.errors import LoraTelemetryError
 from lora_telemetry.core.gateway import Gateway, Verdict
 from lora_telemetry.ground.config import GroundConfig
+from lora_telemetry.ground.delivery import DurableDelivery
+from lora_telemetry.persist import GroundCounterStore, session_fingerprint
 from lora_telemetry.radios.base import Radio, RadioError, RxFrame
 
 FrameCallback = Callable[[RxFrame, Verdict], None]
+
+
+def restore_counters(gateway: Gateway, store: GroundCounterStore) -> dict[int, str]:
+    """Continue every registered device's session from the store; returns the session
+    fingerprint per DevAddr (new keys start a new session at counter 0)."""
+    sessions: dict[int, str] = {}
+    for addr, device in gateway.devices.items():
+        session = session_fingerprint(device.nwkskey, device.appskey)
+        sessions[addr] = session
+        gateway.restore_counter(addr, store.restore(addr, session).fcnt_up)
+    return sessions
 
 
 def open_gateway_radio(config: GroundConfig) -> Radio:
@@ -29,7 +46,8 @@ def open_gateway_radio(config: GroundConfig) -> Radio:
         client = MediumClient(config.gateway_id, hub=hub,
                               position_m=(config.gateway_x_m, config.gateway_y_m, config.gateway_z_m))
         chip = SX1276Emulator(client)
-        radio = SX1276Radio(spi=chip.spi, gpio=chip.gpio)
+        where = f"{hub[0]}:{hub[1]}" if hub else "the default medium"
+        radio = SX1276Radio(spi=chip.spi, gpio=chip.gpio, name=f"emulated SX1276 on {where}")
         _chain_close(radio, chip.close)
     else:
         wiring = SX1276Wiring(
@@ -62,12 +80,15 @@ class GroundRuntime:
     """Receives frames forever, judging each with the gateway pipeline."""
 
     def __init__(self, config: GroundConfig, gateway: Gateway, on_frame: FrameCallback, *,
+                 counter_store: GroundCounterStore,
                  open_radio: Callable[[GroundConfig], Radio] = open_gateway_radio,
                  on_event: Callable[[str, str], None] | None = None) -> None:
         self.config = config
         self.gateway = gateway
-        self.on_frame = on_frame
         self.on_event = on_event or (lambda level, text: None)
+        self.counter_store = counter_store
+        self.delivery = DurableDelivery(counter_store, restore_counters(gateway, counter_store),
+                                        on_frame, on_event=self.on_event)
         self._open_radio = open_radio
         self.radio: Radio | None = None
         self.radio_error: str | None = None
@@ -76,6 +97,16 @@ class GroundRuntime:
         self.started = time.time()
 
     def run(self, stop: threading.Event) -> None:
+        delivery = threading.Thread(target=self.delivery.run, args=(stop,),
+                                    name="gateway-delivery", daemon=True)
+        delivery.start()
+        try:
+            self._receive(stop)
+        finally:
+            self.delivery.close()
+            delivery.join(timeout=5.0)
+
+    def _receive(self, stop: threading.Event) -> None:
         backoff = 0.5
         while not stop.is_set():
             if self.radio is None:
@@ -108,7 +139,7 @@ class GroundRuntime:
                 rssi_dbm=frame.rssi_dbm, snr_db=frame.snr_db,
                 airtime_s=frame.phy.time_on_air(len(frame.data)) if frame.data else 0.0,
             )
-            self.on_frame(frame, verdict)
+            self.delivery.submit(frame, verdict)
 
     def close_radio(self) -> None:
         radio, self.radio = self.radio, None

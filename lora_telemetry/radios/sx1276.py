@@ -110,6 +110,7 @@ class SX1276Radio(Radio):
         pa_boost: bool = True,
         tx_power_dbm: float = R.DEFAULT_TX_POWER_DBM,
         clock: Callable[[], float] = time.time,
+        name: str | None = None,
     ) -> None:
         self.wiring = wiring
         self.pa_boost = pa_boost
@@ -119,7 +120,7 @@ class SX1276Radio(Radio):
             ("rx_ok", "crc_error", "header_invalid", "spurious_irq", "tx", "no_crc", "overrun",
              "tx_timeout"), 0,
         )
-        self.name = f"SX1276 on SPI{wiring.spi_bus}.{wiring.spi_device}"
+        self.name = name or f"SX1276 on SPI{wiring.spi_bus}.{wiring.spi_device}"
         self.version: int | None = None
         self._phy: PhySettings | None = None
         self._lf = False
