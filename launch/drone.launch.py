@@ -1,48 +1,59 @@
 """One UAV's drone node: `ros2 launch lora_telemetry drone.launch.py uav_name:=uav2 ...`.
 
-Parameters come from the config file (default: the package's config/drone.yaml); the launch
-arguments below override the ones that differ per UAV. The node runs in the namespace
-/<uav_name>, so several UAVs can share one ROS graph.
+Parameters come from the config file (default: the package's config/drone.yaml). Each
+argument below overrides the file's value only when it is given: left empty, the file's
+value stands (so a `mavlink_url` written in your drone.yaml is what the node uses). The node
+runs in the namespace /<uav_name> (the argument, else the file's uav_name), so several UAVs
+can share one ROS graph.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.params import launch_overrides, parameter_in_file
+
+# (name, parameter type, what it is). Empty default everywhere: "use the parameter file's".
 ARGUMENTS = (
-    ("uav_name", "uav1", "device name: key-file entry, namespace and ground registry name"),
-    ("mavlink_url", "udpin:0.0.0.0:14550", "flight controller connection (pymavlink URL or .tlog)"),
-    ("radio_type", "rn2483", "rn2483 or ebyte"),
-    ("radio_port", "/dev/ttyUSB0", "serial port of the LoRa module"),
-    ("lorawan_mode", "raw", "raw (our LoRaWAN framing) or module (RN2483's own stack)"),
-    ("key_file", "~/.config/lora_telemetry/keys.yaml", "key file (lora-telemetry keys generate)"),
+    ("uav_name", "str", "device name: key-file entry, namespace and ground registry name"),
+    ("mavlink_url", "str", "flight controller connection (pymavlink URL or .tlog)"),
+    ("radio_type", "str", "rn2483 or ebyte"),
+    ("radio_port", "str", "serial port of the LoRa module"),
+    ("lorawan_mode", "str", "raw (our LoRaWAN framing) or module (RN2483's own stack)"),
+    ("key_file", "str", "this UAV's own key file (lora-telemetry keys export)"),
+    ("fcnt_state_file", "str", "where the persisted frame counter lives"),
+    ("origin_lat_deg", "float", "swarm origin latitude (the same on every node)"),
+    ("origin_lon_deg", "float", "swarm origin longitude"),
+    ("origin_alt_m", "float", "swarm origin altitude AMSL, m"),
+    ("update_period_s", "float", "seconds between telemetry frames"),
 )
 
 
+def _drone_node(context):
+    config = LaunchConfiguration("config").perform(context)
+    given = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    overrides = launch_overrides(given, {name: kind for name, kind, _ in ARGUMENTS})
+    uav = overrides.get("uav_name") or parameter_in_file(config, "uav_name")
+    if not uav:
+        raise ConfigError(f"no uav_name: give uav_name:=<name> or set it in {config}")
+    return [Node(
+        package="lora_telemetry", executable="drone_node", name="drone_node",
+        namespace=str(uav), output="screen", emulate_tty=True,
+        parameters=[config, overrides],
+    )]
+
+
 def generate_launch_description() -> LaunchDescription:
-    config = LaunchConfiguration("config")
-    uav = LaunchConfiguration("uav_name")
-    overrides = {name: ParameterValue(LaunchConfiguration(name), value_type=str)
-                 for name, _, _ in ARGUMENTS}
-    overrides["fcnt_state_file"] = ParameterValue(
-        LaunchConfiguration("fcnt_state_file"), value_type=str)
     return LaunchDescription([
         DeclareLaunchArgument(
             "config", default_value=PathJoinSubstitution(
                 [FindPackageShare("lora_telemetry"), "config", "drone.yaml"]),
             description="parameter file"),
-        *[DeclareLaunchArgument(name, default_value=default, description=doc)
-          for name, default, doc in ARGUMENTS],
-        DeclareLaunchArgument(
-            "fcnt_state_file",
-            default_value=["~/.local/state/lora_telemetry/", uav, ".fcnt.json"],
-            description="where the persisted frame counter lives"),
-        Node(
-            package="lora_telemetry", executable="drone_node", name="drone_node",
-            namespace=uav, output="screen", emulate_tty=True,
-            parameters=[config, overrides],
-        ),
+        *[DeclareLaunchArgument(name, default_value="",
+                                description=f"{doc} (default: the parameter file's)")
+          for name, _, doc in ARGUMENTS],
+        OpaqueFunction(function=_drone_node),
     ])

@@ -9,8 +9,17 @@ A key file is YAML, owner-only (mode 0600), created by `lora-telemetry keys gene
         nwkskey: <32 hex digits>
         appskey: <32 hex digits>
 
-Drone nodes read their own entry; the ground node reads all of them. A file that anyone but
-its owner may read or write is refused, as ssh refuses a private key with loose permissions.
+The ground node holds the full file (every UAV's keys); each drone holds only its own entry,
+exported with `lora-telemetry keys export` (:func:`export_device`): one lost or captured drone
+must not let anyone forge the other UAVs' telemetry, as in LoRaWAN, where a device holds its
+own keys and only the network side holds them all. A drone node refuses a file holding other
+devices' keys (:func:`own_device_keys`) unless told otherwise. A file that anyone but its
+owner may read or write is refused, as ssh refuses a private key with loose permissions.
+
+`lora-telemetry keys rotate` (:func:`rotate_device`) gives a device new session keys under
+the same DevAddr. Both ends keep their frame counters per session (persist.py), so both start
+the new session at FCnt 0; frames of the old session cannot be replayed, as they do not
+verify under the new keys.
 """
 
 from __future__ import annotations
@@ -26,8 +35,11 @@ import yaml
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr, parse_key
+from lora_telemetry.persist import session_fingerprint
 
 HEADER = "# lora_telemetry key file: secret, keep it mode 0600 (lora-telemetry keys generate)\n"
+#: Where the ground node and the key commands look by default.
+DEFAULT_KEY_FILE = "~/.config/lora_telemetry/keys.yaml"
 
 
 class KeyFileError(ConfigError):
@@ -47,6 +59,11 @@ class DeviceKeys:
         return f"DeviceKeys(name={self.name!r}, devaddr={format_dev_addr(self.devaddr)}, keys=<hidden>)"
 
     __str__ = __repr__
+
+    @property
+    def session(self) -> str:
+        """Fingerprint of these session keys (see persist.session_fingerprint)."""
+        return session_fingerprint(self.nwkskey, self.appskey)
 
     def to_plain(self) -> dict[str, str]:
         return {
@@ -118,19 +135,64 @@ def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
 
 def device_keys(path: str | os.PathLike[str], name: str) -> DeviceKeys:
     """The keys of one device, with a clear error if the file lacks it."""
+    return device_keys_from(load_key_file(path), path, name)
+
+
+def own_device_keys(path: str | os.PathLike[str], name: str, *,
+                    allow_shared: bool = False) -> DeviceKeys:
+    """A drone's keys: the file must hold this device only, unless `allow_shared`."""
     devices = load_key_file(path)
+    keys = device_keys_from(devices, path, name)
+    others = sorted(set(devices) - {name})
+    if others and not allow_shared:
+        raise KeyFileError(
+            f"key file {path} also holds the keys of {len(others)} other device(s) "
+            f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}): a captured drone "
+            f"could forge them all. Give this drone its own: lora-telemetry keys export "
+            f"--name {name} --from {path} --out <file> (or set allow_shared_key_file: true)")
+    return keys
+
+
+def device_keys_from(devices: dict[str, DeviceKeys], path: str | os.PathLike[str],
+                     name: str) -> DeviceKeys:
     if name not in devices:
         known = ", ".join(sorted(devices)) or "none"
         raise KeyFileError(f"key file {path} has no device {name!r} (devices: {known})")
     return devices[name]
 
 
-def write_key_file(path: str | os.PathLike[str], devices: dict[str, DeviceKeys]) -> None:
+def export_device(source: str | os.PathLike[str], name: str, out: str | os.PathLike[str], *,
+                  force: bool = False) -> DeviceKeys:
+    """Write a key file holding one device's keys only (for that drone), owner-only."""
+    keys = device_keys_from(load_key_file(source), source, name)
+    target = Path(out).expanduser()
+    if target.exists() and not force:
+        raise KeyFileError(f"{target} exists; use --force to overwrite it")
+    if target.exists() and target.resolve() == Path(source).expanduser().resolve():
+        raise KeyFileError(f"{target} is the file the keys come from")
+    write_key_file(target, {name: keys}, header=f"{HEADER}# keys of {name} only "
+                                                "(lora-telemetry keys export)\n")
+    return keys
+
+
+def rotate_device(path: str | os.PathLike[str], name: str) -> DeviceKeys:
+    """Give a device of a key file fresh session keys under the same DevAddr."""
+    p = Path(path).expanduser()
+    devices = load_key_file(p)
+    old = device_keys_from(devices, p, name)
+    new = generate_device(name, old.devaddr)
+    devices[name] = new
+    write_key_file(p, devices)
+    return new
+
+
+def write_key_file(path: str | os.PathLike[str], devices: dict[str, DeviceKeys], *,
+                   header: str = HEADER) -> None:
     """Write atomically with mode 0600 from the first byte (no window where others can read)."""
     p = Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = {"devices": {name: d.to_plain() for name, d in devices.items()}}
-    text = HEADER + yaml.safe_dump(body, sort_keys=False)
+    text = header + yaml.safe_dump(body, sort_keys=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)  # mkstemp creates 0600
     try:
         with os.fdopen(fd, "w") as handle:

@@ -113,6 +113,57 @@ def test_keys_generate_is_owner_only_and_usable(tmp_path: Path, capsys: pytest.C
     assert path.read_bytes() == before
 
 
+def test_keys_export_writes_one_device_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    full = tmp_path / "keys.yaml"
+    for i in range(3):
+        keyfile.add_device(full, keyfile.generate_device(f"uav{i + 1}", 0x26011CA2 + i))
+    out = tmp_path / "drone" / "uav2.yaml"
+    result = run_json(capsys, "keys", "export", "--name", "uav2", "--from", str(full), "--out", str(out))
+    assert result["devices_in_file"] == 1
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    exported = keyfile.load_key_file(out)
+    assert list(exported) == ["uav2"]
+    assert exported["uav2"] == keyfile.load_key_file(full)["uav2"]
+    # What a drone node does with it: its own file is fine, the full one is refused by name.
+    assert keyfile.own_device_keys(out, "uav2") == exported["uav2"]
+    with pytest.raises(keyfile.KeyFileError, match="2 other device.*keys export --name uav1"):
+        keyfile.own_device_keys(full, "uav1")
+    assert keyfile.own_device_keys(full, "uav1", allow_shared=True).name == "uav1"
+    # An existing file is not overwritten without --force; an unknown name is named.
+    before = out.read_bytes()
+    assert main(["keys", "export", "--name", "uav1", "--from", str(full), "--out", str(out)]) == 2
+    assert "exists; use --force" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["keys", "export", "--name", "uav1", "--from", str(full), "--out", str(out), "--force"]) == 0
+    assert list(keyfile.load_key_file(out)) == ["uav1"]
+    assert main(["keys", "export", "--name", "uav9", "--from", str(full), "--out", str(tmp_path / "x")]) == 2
+    assert "no device 'uav9'" in capsys.readouterr().err
+
+
+def test_keys_rotate_gives_new_keys_and_a_new_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    full = tmp_path / "keys.yaml"
+    keyfile.add_device(full, keyfile.generate_device("uav1", 0x26011CA2))
+    keyfile.add_device(full, keyfile.generate_device("uav2", 0x26011CA3))
+    before = keyfile.load_key_file(full)
+    result = run_json(capsys, "keys", "rotate", "--name", "uav1", "--file", str(full))
+    assert "FCnt 0" in result["counters"] and "keys export --name uav1" in result["next"]
+    after = keyfile.load_key_file(full)
+    assert after["uav1"].devaddr == before["uav1"].devaddr
+    assert (after["uav1"].nwkskey, after["uav1"].appskey) != (before["uav1"].nwkskey, before["uav1"].appskey)
+    assert after["uav1"].session != before["uav1"].session
+    assert after["uav2"] == before["uav2"]
+    assert stat.S_IMODE(full.stat().st_mode) == 0o600
+
+
+def test_drone_counter_restarts_with_new_session_keys(tmp_path: Path) -> None:
+    from lora_telemetry.persist import FrameCounterStore
+
+    path = tmp_path / "fcnt.json"
+    store = FrameCounterStore(path, "26011CA2", session="aaaa")
+    assert [store.take() for _ in range(40)][-1] == 39
+    assert FrameCounterStore(path, "26011CA2", session="aaaa").take() > 39  # same keys: resume
+    assert FrameCounterStore(path, "26011CA2", session="bbbb").take() == 0  # rotated: restart
+
+
 def test_world_readable_key_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys.yaml"
     keyfile.add_device(path, keyfile.generate_device("uav1", 0x26011CA2))

@@ -4,6 +4,17 @@ For each frame: CRC verdict from the radio, LoRaWAN parse, device look-up by Dev
 check with the reconstructed 32-bit counter, replay/duplicate rejection, decryption, codec
 decode. Every frame gets exactly one verdict (`status`), and per-device counters feed the
 `LinkStats` topic. Pure: receive times are passed in; the ground node only wires I/O to it.
+
+Counters across restarts: the caller restores each device's last accepted counter
+(:meth:`Gateway.restore_counter`, from persist.GroundCounterStore) and must make every
+verdict that :attr:`Verdict.advanced` a counter durable before it publishes the frame.
+
+First contact: a device without any stored counter whose counter is already past 65,535
+(the air carries only its low 16 bits, section 4.3.1.5) would never verify with upper bits 0.
+Before its first accepted frame the gateway therefore also tries the next
+``FIRST_CONTACT_SEARCH`` values of the upper 16 bits (up to 16.7 M frames, half a year at
+1 Hz) for a frame whose MIC fails at 0: at most that many extra CMACs per frame, and only
+until the device has been heard once.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import Iterable
 
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core import lorawan as lw
+from lora_telemetry.core import saturation
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 
 # Verdicts, in the order the pipeline can reach them.
@@ -35,6 +47,10 @@ STATUSES = (ACCEPTED, CRC_ERROR, MALFORMED, NOT_UPLINK, UNKNOWN_DEVADDR, MIC_FAI
 #: in range can send frames with random addresses, so the table is bounded: the least recently
 #: heard address is forgotten first (and would be reported again if it comes back).
 MAX_UNKNOWN_DEVADDRS = 256
+#: Upper-16-bit values tried for a device's first frame when no counter is stored (see above).
+FIRST_CONTACT_SEARCH = 255
+#: Authentic frames in a row with old counters after which the gateway says why.
+COUNTER_WENT_BACK_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,17 @@ class LinkCounters:
     latency_n: int = 0
     last_fcnt32: int | None = None
     last_rx_time: float | None = None
+    #: authentic frames with an old counter since the last accepted one (a drone whose
+    #: counter went back: its state file lost, or a replayer)
+    replays_in_a_row: int = 0
+    #: the newest such counter
+    last_replayed_fcnt32: int | None = None
+    #: accepted samples with a value beyond the frame's range (core/saturation.py)
+    saturated_samples: int = 0
+    saturated_by_field: dict[str, int] = field(default_factory=dict)
+    #: receive time and explanation of the newest such sample
+    last_saturated_time: float | None = None
+    saturation_notes: tuple[str, ...] = ()
 
     @property
     def delivery_ratio(self) -> float:
@@ -108,6 +135,12 @@ class Verdict:
     def accepted(self) -> bool:
         return self.status == ACCEPTED
 
+    @property
+    def advanced(self) -> bool:
+        """True when this frame moved its device's counter (authentic and new, whether or not
+        its payload decoded): the new counter must be durable before the frame is used."""
+        return self.status in (ACCEPTED, DECODE_ERROR)
+
 
 class Gateway:
     """Verifies and decodes uplinks for a registry of devices."""
@@ -132,6 +165,22 @@ class Gateway:
     def _done(self, verdict: Verdict) -> Verdict:
         self.totals[verdict.status] += 1
         return verdict
+
+    def restore_counter(self, devaddr: int, last_fcnt32: int | None) -> None:
+        """Continue a device's session from a stored counter (None: a new session)."""
+        device = self.devices.get(devaddr)
+        if device is None:
+            raise ConfigError(f"DevAddr {lw.format_dev_addr(devaddr)} is not registered")
+        self.trackers[devaddr] = lw.FrameCounterTracker(devaddr, last_fcnt32=last_fcnt32)
+        self.links[device.name].last_fcnt32 = last_fcnt32
+
+    def _first_contact(self, frame: lw.DataFrame, device: Device) -> lw.FCntCandidate | None:
+        """A device never heard: the counter whose MIC verifies, upper 16 bits 1..N."""
+        for upper in range(1, FIRST_CONTACT_SEARCH + 1):
+            fcnt32 = (upper << 16) | frame.fcnt
+            if lw.verify_mic(frame, device.nwkskey, fcnt32):
+                return lw.FCntCandidate(frame.fcnt, fcnt32, lw.FCntStatus.NEW, 0, None)
+        return None
 
     def _note_unknown(self, addr: int) -> int:
         """Count a frame of an unregistered address; returns how many were seen before."""
@@ -170,9 +219,12 @@ class Gateway:
         tracker = self.trackers[addr]
         cand = tracker.check(frame.fcnt)
         if not lw.verify_mic(frame, device.nwkskey, cand.fcnt32):
-            link.mic_failures += 1
-            return self._done(Verdict(MIC_FAILED, f"MIC does not verify (FCnt {cand.fcnt32})",
-                                      devaddr=addr, device=device, fcnt32=cand.fcnt32))
+            found = self._first_contact(frame, device) if tracker.last_fcnt32 is None else None
+            if found is None:
+                link.mic_failures += 1
+                return self._done(Verdict(MIC_FAILED, f"MIC does not verify (FCnt {cand.fcnt32})",
+                                          devaddr=addr, device=device, fcnt32=cand.fcnt32))
+            cand = found
         if not tracker.accept(cand):
             status = {lw.FCntStatus.DUPLICATE: DUPLICATE, lw.FCntStatus.REPLAY: REPLAY}.get(
                 cand.status, OUT_OF_WINDOW)
@@ -180,11 +232,14 @@ class Gateway:
                 link.duplicates += 1
             elif status == REPLAY:
                 link.replays += 1
+                link.replays_in_a_row += 1
+                link.last_replayed_fcnt32 = cand.fcnt32
             else:
                 link.out_of_window += 1
             return self._done(Verdict(status, f"FCnt {cand.fcnt32} after {cand.basis}",
                                       devaddr=addr, device=device, fcnt32=cand.fcnt32))
         # Authentic and new: the counter has advanced, whatever the payload turns out to be.
+        link.replays_in_a_row = 0
         link.received += 1
         link.lost += cand.lost
         link.last_fcnt32 = cand.fcnt32
@@ -203,6 +258,13 @@ class Gateway:
             link.decode_errors += 1
             return self._done(Verdict(DECODE_ERROR, str(exc), devaddr=addr, device=device,
                                       fcnt32=cand.fcnt32, fport=frame.fport))
+        wrong = saturation.significant(sample.saturated)
+        if wrong:
+            link.saturated_samples += 1
+            for name in wrong:
+                link.saturated_by_field[name] = link.saturated_by_field.get(name, 0) + 1
+            link.last_saturated_time = rx_time
+            link.saturation_notes = tuple(saturation.describe_received(sample, device.codec))
         latency = rx_time - sample.time_unix_s
         link.latency_sum += latency
         link.latency_n += 1

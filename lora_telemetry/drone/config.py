@@ -11,7 +11,8 @@ from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.dutycycle import POLICIES
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
-from lora_telemetry.params import coerce
+from lora_telemetry.params import check_origin, coerce, missing_parameters
+from lora_telemetry.persist import default_state_dir
 
 RADIO_TYPES = ("rn2483", "ebyte")
 LORAWAN_MODES = ("raw", "module")
@@ -26,10 +27,11 @@ class DroneConfig:
     mavlink_url: str
     radio_port: str
     key_file: str
-    fcnt_state_file: str
     origin_lat_deg: float
     origin_lon_deg: float
     origin_alt_m: float
+    # This UAV's reserved uplink counter ("": ~/.local/state/lora_telemetry/<uav_name>.fcnt.json).
+    fcnt_state_file: str = ""
     mavlink_system_id: int = 0
     vehicle_family: str = "arducopter"
     radio_type: str = "rn2483"
@@ -50,6 +52,9 @@ class DroneConfig:
     stale_timeout_s: float = 3.0
     reconnect_backoff_max_s: float = 5.0
     diagnostics_period_s: float = 1.0
+    # A drone holds its own keys only (lora-telemetry keys export); true accepts a key file
+    # with other devices' keys too (one captured drone could then forge the whole swarm).
+    allow_shared_key_file: bool = False
 
     def __post_init__(self) -> None:
         if not self.uav_name or not self.uav_name.replace("_", "").isalnum():
@@ -77,8 +82,16 @@ class DroneConfig:
         if self.max_sample_age_s >= tcodec.TIME_WINDOW_S - 1:
             raise ConfigError(f"max_sample_age_s must stay below {tcodec.TIME_WINDOW_S - 1:g} s: "
                               "older samples would be dated one time window late")
+        check_origin(self.origin_lat_deg, self.origin_lon_deg)
         self.phy  # validates the radio settings  # noqa: B018
         self.codec  # validates origin and family  # noqa: B018
+
+    @property
+    def counter_state_path(self) -> Path:
+        """fcnt_state_file, or by default <state dir>/<uav_name>.fcnt.json (persist.py)."""
+        if self.fcnt_state_file:
+            return Path(self.fcnt_state_file)
+        return default_state_dir() / f"{self.uav_name}.fcnt.json"
 
     @property
     def baud(self) -> int:
@@ -114,7 +127,8 @@ class DroneConfig:
         missing = [n for n, f in fields.items()
                    if n not in kwargs and f.default is dataclasses.MISSING]
         if missing:
-            raise ConfigError(f"missing drone parameter(s): {', '.join(missing)}")
+            raise missing_parameters("drone", missing)
         for path_field in ("key_file", "fcnt_state_file"):
-            kwargs[path_field] = str(Path(kwargs[path_field]).expanduser())
+            if kwargs.get(path_field):
+                kwargs[path_field] = str(Path(kwargs[path_field]).expanduser())
         return cls(**kwargs)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from lora_telemetry.core import codec as tcodec
+from lora_telemetry.core import saturation
 from lora_telemetry.core.access import AlohaPolicy, UplinkScheduler
 from lora_telemetry.core.dutycycle import DutyCycleLedger
 from lora_telemetry.core.errors import LoraTelemetryError
@@ -26,6 +27,7 @@ from lora_telemetry.radios.base import (
 )
 
 IDLE_WAKE_S = 0.1  # how often to look for a new vehicle state when nothing is scheduled
+SATURATION_RECENT_S = 10.0  # a saturated value sent this recently keeps the diagnostic at WARN
 
 
 class VehicleSource(Protocol):
@@ -78,6 +80,10 @@ class DroneRuntime:
         self._reconnect_at = -math.inf
         self._backoff_s = 0.5
         self.radio_error: str | None = None
+        self.saturated_samples = 0
+        self.saturation_notes: list[str] = []
+        self.last_saturated_at: float | None = None
+        self._saturated_fields: list[str] = []
 
     # -- one pass of the loop -------------------------------------------------------------
     def step(self, now: float) -> float:
@@ -144,6 +150,7 @@ class DroneRuntime:
             self.dropped["encode_error"] += 1
             self.on_event("warn", f"vehicle state cannot be encoded: {exc}")
             return
+        self._note_saturation(sample, fport, payload, now)
         fcnt = self.counters.take()
         try:
             report = self.tx.send(fport, payload, fcnt)
@@ -154,6 +161,32 @@ class DroneRuntime:
         self.last_fcnt = fcnt
         self.last_sent_at = report.started
         self.on_sent(SentFrame(report, sample, fport, payload))
+
+    def _note_saturation(self, sample: tcodec.TelemetrySample, fport: int, payload: bytes,
+                         now: float) -> None:
+        """Which values leave the frame as a bound instead of the truth (the codec's own
+        decoder says), with the true numbers; warned once per change of the set of fields."""
+        try:
+            decoded = tcodec.decode(fport, payload, self.codec, sample.time_unix_s)
+        except LoraTelemetryError:  # cannot happen for a payload encode produced; never fatal
+            return
+        fields = saturation.significant(decoded.saturated)
+        if fields:
+            self.saturated_samples += 1
+            self.last_saturated_at = now
+            self.saturation_notes = saturation.describe_sent(sample, self.codec, fields)
+            if fields != self._saturated_fields:
+                self.on_event("warn", "value beyond the frame's range, sent as its bound: "
+                              + "; ".join(self.saturation_notes))
+        elif self._saturated_fields:
+            self.on_event("info", "no value saturates any more")
+        self._saturated_fields = fields
+
+    def saturation_warning(self, now: float) -> str | None:
+        """The explanation while saturated values were sent recently, else None."""
+        if self.last_saturated_at is None or now - self.last_saturated_at > SATURATION_RECENT_S:
+            return None
+        return "; ".join(self.saturation_notes)
 
     def _send_failed(self, exc: RadioError, now: float) -> None:
         cause = _cause(exc)
@@ -179,6 +212,7 @@ class DroneRuntime:
             "last_fcnt": -1 if self.last_fcnt is None else self.last_fcnt,
             "duty_cycle_budget_left_s": self.ledger.budget_left(self.frequency_hz, now),
             "frame_airtime_s": self.frame_airtime_s,
+            "saturated_samples": self.saturated_samples,
             **{f"send_failures.{k}": v for k, v in sorted(self.failures.items())},
             **{f"dropped.{k}": v for k, v in sorted(self.dropped.items())},
         }

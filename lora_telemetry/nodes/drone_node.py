@@ -19,7 +19,7 @@ from lora_telemetry.drone.runtime import DroneRuntime, SentFrame
 from lora_telemetry.drone.transmitters import (
     ModuleUplinkTransmitter, RawUplinkTransmitter, radio_factory,
 )
-from lora_telemetry.keyfile import device_keys
+from lora_telemetry.keyfile import own_device_keys
 from lora_telemetry.mavlink.link import MavlinkLink
 from lora_telemetry.msg import RadioFrame
 from lora_telemetry.nodes import ros_convert as conv
@@ -32,8 +32,9 @@ class DroneNode(Node):
         super().__init__("drone_node")
         self.config = DroneConfig.from_mapping(declare_dataclass_parameters(self, DroneConfig))
         cfg = self.config
-        keys = device_keys(cfg.key_file, cfg.uav_name)
-        self.store = FrameCounterStore(cfg.fcnt_state_file, f"{keys.devaddr:08X}")
+        keys = own_device_keys(cfg.key_file, cfg.uav_name, allow_shared=cfg.allow_shared_key_file)
+        self.store = FrameCounterStore(cfg.counter_state_path, f"{keys.devaddr:08X}",
+                                       session=keys.session)
         self.link = MavlinkLink(cfg.mavlink_url, cfg.mavlink_system_id or None,
                                 stale_timeout_s=cfg.stale_timeout_s)
         make_radio = radio_factory(cfg.radio_type, cfg.radio_port, cfg.baud)
@@ -88,6 +89,8 @@ class DroneNode(Node):
             level, message = DiagnosticStatus.STALE, "flight controller silent: telemetry paused"
         elif not status["radio_open"]:
             level, message = DiagnosticStatus.ERROR, f"radio unavailable: {status['radio_error']}"
+        elif (saturated := self.runtime.saturation_warning(now)) is not None:
+            level, message = DiagnosticStatus.WARN, f"sending, but saturated: {saturated}"
         link = self.link.stats()
         values = {**status, "mavlink_connected": link.get("connected"),
                   "mavlink_receive_errors": link.get("receive_errors")}

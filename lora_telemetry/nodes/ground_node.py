@@ -23,10 +23,13 @@ from sensor_msgs.msg import BatteryState, NavSatFix
 from lora_telemetry.core import gateway as gw
 from lora_telemetry.core.lorawan import format_dev_addr
 from lora_telemetry.ground.config import GroundConfig
+from lora_telemetry.ground.delivery import STATE_WRITE_FAILED
+from lora_telemetry.ground.health import uav_health
 from lora_telemetry.ground.runtime import GroundRuntime
 from lora_telemetry.msg import LinkStats, RadioFrame, SwarmState, UavTelemetry
 from lora_telemetry.nodes import ros_convert as conv
 from lora_telemetry.nodes.common import log_event, run_node
+from lora_telemetry.persist import GroundCounterStore
 from lora_telemetry.radios.base import RxFrame
 
 SWARM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -45,6 +48,7 @@ class GroundNode(Node):
                   if p.name not in RCLPY_BUILTIN_PARAMETERS}
         self.config = GroundConfig.from_mapping(values)
         self.gateway = gw.Gateway(self.config.registry())
+        self.counter_store = GroundCounterStore(self.config.counter_state_path)
         self._lock = threading.Lock()
         self._latest: dict[str, UavTelemetry] = {}
         self._pubs: dict[str, tuple] = {}
@@ -62,13 +66,18 @@ class GroundNode(Node):
         self.create_timer(1.0 / self.config.state_rate_hz, self._periodic)
         self.create_timer(1.0, self._publish_diagnostics)
         self.runtime = GroundRuntime(self.config, self.gateway, self._on_frame,
-                                     on_event=self._on_event)
+                                     counter_store=self.counter_store, on_event=self._on_event)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.runtime.run, args=(self._stop,),
                                         name="gateway-rx", daemon=True)
         self._thread.start()
         names = ", ".join(f"{d.name}={format_dev_addr(d.devaddr)}" for d in self.gateway.devices.values())
         self.get_logger().info(f"gateway {self.config.gateway_id}: {len(self.gateway.devices)} UAV(s): {names}")
+        resumed = [d.name for a, d in self.gateway.devices.items()
+                   if self.gateway.trackers[a].last_fcnt32 is not None]
+        self.get_logger().info(
+            f"frame counters in {self.counter_store.path}: "
+            + (f"resumed for {', '.join(resumed)}" if resumed else "no session to resume"))
 
     # -- receive thread ----------------------------------------------------------------------
     def _on_frame(self, frame: RxFrame, verdict: gw.Verdict) -> None:
@@ -82,7 +91,7 @@ class GroundNode(Node):
             self.get_logger().warning(
                 f"frames from unregistered DevAddr {format_dev_addr(verdict.devaddr or 0)} "
                 "(reported once per address; see /lora/rx)")
-        elif verdict.status in (gw.MIC_FAILED, gw.REPLAY, gw.DECODE_ERROR):
+        elif verdict.status in (gw.MIC_FAILED, gw.REPLAY, gw.DECODE_ERROR, STATE_WRITE_FAILED):
             self.get_logger().warning(f"{verdict.status}: {verdict.detail}",
                                       throttle_duration_sec=5.0)
         if device is None:
@@ -130,7 +139,11 @@ class GroundNode(Node):
         arr = DiagnosticArray()
         arr.header.stamp = conv.stamp(now)
         rt = self.runtime
-        if rt.radio is None:
+        delivery = rt.delivery.stats()
+        if rt.delivery.last_error is not None:
+            level, message = DiagnosticStatus.ERROR, (
+                f"frame counters cannot be written, frames withheld: {rt.delivery.last_error}")
+        elif rt.radio is None:
             level, message = DiagnosticStatus.ERROR, f"radio unavailable: {rt.radio_error}"
         elif rt.last_frame_time is None or now - rt.last_frame_time > self.config.stale_after_s:
             level, message = DiagnosticStatus.WARN, "band silent: no frame received recently"
@@ -142,24 +155,22 @@ class GroundNode(Node):
                   "unknown_devaddrs": " ".join(f"{format_dev_addr(a)}x{n}"
                                                for a, n in self.gateway.most_frequent_unknown()),
                   "unknown_devaddrs_distinct": len(self.gateway.unknown_devaddrs),
-                  "unknown_devaddrs_forgotten": self.gateway.unknown_devaddrs_forgotten}
+                  "unknown_devaddrs_forgotten": self.gateway.unknown_devaddrs_forgotten,
+                  "fcnt_state_file": str(self.counter_store.path),
+                  **{f"fcnt_state.{k}": v for k, v in delivery.items()}}
         arr.status.append(conv.diagnostic_status(
             f"lora_telemetry/gateway/{self.config.gateway_id}", level[0], message,
             self.config.gateway_id, values))
         for device in self.gateway.devices.values():
             link = self.gateway.links[device.name]
-            age = link.age_s(now)
-            if link.last_rx_time is None:
-                lvl, text = DiagnosticStatus.STALE, "never heard"
-            elif age > self.config.stale_after_s:
-                lvl, text = DiagnosticStatus.STALE, f"silent for {age:.0f} s"
-            else:
-                lvl, text = DiagnosticStatus.OK, "fresh"
+            lvl, text = uav_health(device.name, link, now, self.config.stale_after_s)
             arr.status.append(conv.diagnostic_status(
-                f"lora_telemetry/uav/{device.name}", lvl[0], text, format_dev_addr(device.devaddr),
-                {"age_s": age, "received": link.received, "lost": link.lost,
+                f"lora_telemetry/uav/{device.name}", conv.LEVELS[lvl], text, format_dev_addr(device.devaddr),
+                {"age_s": link.age_s(now), "received": link.received, "lost": link.lost,
                  "delivery_ratio": link.delivery_ratio, "mic_failures": link.mic_failures,
-                 "replays": link.replays, "duplicates": link.duplicates}))
+                 "replays": link.replays, "duplicates": link.duplicates,
+                 "saturated_samples": link.saturated_samples,
+                 **{f"saturated.{k}": v for k, v in sorted(link.saturated_by_field.items())}}))
         self.diag_pub.publish(arr)
 
     def _on_event(self, level: str, text: str) -> None:

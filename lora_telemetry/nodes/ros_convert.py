@@ -10,6 +10,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
 
 from lora_telemetry.core import codec as tcodec
+from lora_telemetry.core import saturation
 from lora_telemetry.core.gateway import Device, LinkCounters
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.msg import LinkStats, RadioFrame, UavTelemetry
@@ -62,6 +63,7 @@ def uav_telemetry(sample: tcodec.TelemetrySample, device: Device, *, fcnt32: int
     msg.battery_voltage_v = _f(sample.voltage_v)
     msg.battery_remaining_pct = _f(sample.battery_pct)
     msg.failure_flags = int(sample.failure_flags)
+    msg.saturated = saturation.bitmask(sample.saturated)
     link = msg.link
     link.rssi_dbm = _f(rssi_dbm)
     link.snr_db = _f(snr_db)
@@ -125,6 +127,7 @@ def link_stats(device: Device, link: LinkCounters, now: float, stale_after_s: fl
     msg.replays_rejected = link.replays + link.out_of_window
     msg.mic_failures_rejected = link.mic_failures
     msg.decode_errors = link.decode_errors
+    msg.saturated_samples = link.saturated_samples
     msg.delivery_ratio = link.delivery_ratio
     msg.mean_rssi_dbm = link.mean_rssi_dbm
     msg.mean_snr_db = link.mean_snr_db
@@ -159,6 +162,11 @@ def radio_frame(*, direction: int, node_id: str, data: bytes, phy: PhySettings |
     msg.crc_ok = crc_ok
     msg.status = status
     return msg
+
+
+#: ground/health.py levels -> DiagnosticStatus levels (the field is a byte)
+LEVELS = {"ok": DiagnosticStatus.OK[0], "warn": DiagnosticStatus.WARN[0],
+          "error": DiagnosticStatus.ERROR[0], "stale": DiagnosticStatus.STALE[0]}
 
 
 def diagnostic_status(name: str, level: int, message: str, hardware_id: str,

@@ -92,7 +92,12 @@ class SwarmPlan:
 
     @property
     def key_file(self) -> Path:
+        """Every UAV's keys: the ground node's file."""
         return self.run_dir / "keys.yaml"
+
+    def drone_key_file(self, name: str) -> Path:
+        """One UAV's own keys (exported from key_file), as a real drone holds them."""
+        return self.run_dir / "keys" / f"{name}.yaml"
 
 
 def free_udp_ports(n: int) -> list[int]:
@@ -127,6 +132,8 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
     if not plan.key_file.exists():
         devices = {n: keyfile.generate_device(n, DEVADDR_BASE + i + 1) for i, n in enumerate(names)}
         keyfile.write_key_file(plan.key_file, devices)
+    for name in names:
+        keyfile.export_device(plan.key_file, name, plan.drone_key_file(name), force=True)
 
     plan.specs.append(ProcessSpec(
         "medium", _py("lora_telemetry.cli.sim_medium", "--port", str(plan.medium_port),
@@ -180,7 +187,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
             "frequency_hz": options.frequency_hz,
             "spreading_factor": options.spreading_factor,
             "update_period_s": options.update_period_s,
-            "key_file": str(plan.key_file),
+            "key_file": str(plan.drone_key_file(name)),
             "fcnt_state_file": str(run / "state" / f"{name}.fcnt.json"),
             "origin_lat_deg": lat0, "origin_lon_deg": lon0, "origin_alt_m": alt0,
         }
@@ -197,8 +204,8 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         "gateway_id": "gateway", "radio": "emulator", "medium": medium,
         "gateway_x_m": gx, "gateway_y_m": gy, "gateway_z_m": gz,
         "frequency_hz": options.frequency_hz, "spreading_factor": options.spreading_factor,
-        "key_file": str(plan.key_file), "origin_lat_deg": lat0, "origin_lon_deg": lon0,
-        "origin_alt_m": alt0,
+        "key_file": str(plan.key_file), "fcnt_state_file": str(run / "state" / "gateway.fcnt.json"),
+        "origin_lat_deg": lat0, "origin_lon_deg": lon0, "origin_alt_m": alt0,
         "devices": {n: {"system_id": i + 1, "vehicle_family": _family(options, i)}
                     for i, n in enumerate(names)},
     }
