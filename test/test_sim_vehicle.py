@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -305,6 +306,83 @@ def test_replay_drops_other_systems_unless_asked(testdata_dir: Path) -> None:
     assert systems_only == {5}
     assert systems_all == {1, 255}  # the vehicle and QGroundControl (255/190)
     assert only.counters["other_system_dropped"] > 1000
+
+
+# -- replay as the swarm plans it -------------------------------------------------------------
+
+#: Altitudes above mean sea level that a re-centred replay moves (MAVLink common.xml /
+#: ardupilotmega.xml field descriptions), and heights above something else that it must not.
+AMSL_FIELDS = {"GLOBAL_POSITION_INT": ("alt", 1e-3), "GPS_RAW_INT": ("alt", 1e-3),
+               "VFR_HUD": ("alt", 1.0), "AHRS2": ("altitude", 1.0), "AHRS3": ("altitude", 1.0),
+               "HOME_POSITION": ("altitude", 1e-3), "TERRAIN_REPORT": ("terrain_height", 1.0),
+               "POSITION_TARGET_GLOBAL_INT": ("alt", 1.0)}  # the VTOL log's are MAV_FRAME_GLOBAL_INT
+RELATIVE_FIELDS = {"GLOBAL_POSITION_INT": "relative_alt", "LOCAL_POSITION_NED": "z",
+                   "TERRAIN_REPORT": "current_height", "HOME_POSITION": "z", "MISSION_ITEM": "z"}
+
+
+def plan_vehicle(tmp_path: Path, log: Path, **options):
+    """The swarm plan for one UAV replaying `log`, and its vehicle simulator's arguments."""
+    from lora_telemetry.cli import sim_vehicle
+    from lora_telemetry.cli.standalone import standalone_parser
+    from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm
+
+    plan = plan_swarm(SwarmOptions(uavs=1, logs=(str(log),), **options), tmp_path)
+    (spec,) = [s for s in plan.specs if s.kind == "vehicle"]
+    parser = standalone_parser("sim vehicle", "", sim_vehicle.add_arguments)
+    return plan, parser.parse_args(spec.argv[3:])  # after: python -m lora_telemetry.cli.sim_vehicle
+
+
+def test_swarm_replay_keeps_the_height_above_the_field(vtol: Path, tmp_path: Path) -> None:
+    from lora_telemetry.cli import sim_vehicle
+
+    plan, args = plan_vehicle(tmp_path, vtol, speed=100.0)
+    field_alt = plan.options.origin[2]  # 488 m, the demo's field (swarm.DEFAULT_ORIGIN)
+    # The VTOL log's first fix (its first GLOBAL_POSITION_INT with a position): 587.850 m AMSL.
+    log_ref_alt = 587.850
+    assert find_log_reference(vtol).alt_m == log_ref_alt
+    dalt = field_alt - log_ref_alt  # -99.85 m
+    sim = sim_vehicle.build(args)
+    mav = mavlink2.MAVLink(None)
+    moved, kept, log_by_boot_ms = Counter(), Counter(), {}
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:  # --loop: one pass is enough
+                break
+            mtype = msg.get_type()
+            if packet is None or (mtype not in AMSL_FIELDS and mtype not in RELATIVE_FIELDS):
+                continue
+            out = mav.decode(bytearray(packet))
+            if mtype == "GLOBAL_POSITION_INT":
+                log_by_boot_ms[msg.time_boot_ms] = msg
+                # Exactly the field plus the height above the log's reference, to the mm...
+                assert abs(out.alt * 1e-3 - (field_alt + (msg.alt * 1e-3 - log_ref_alt))) < 1e-3
+                # ...and inside the codec's +-255 m window about the origin.
+                assert abs(out.alt * 1e-3 - field_alt) < 255.0
+            if mtype in AMSL_FIELDS:
+                name, unit = AMSL_FIELDS[mtype]
+                shift_m = (getattr(out, name) - getattr(msg, name)) * unit
+                assert shift_m == pytest.approx(dalt, abs=1e-3), (mtype, name)  # float32 fields
+                moved[mtype] += 1
+            if mtype in RELATIVE_FIELDS:
+                name = RELATIVE_FIELDS[mtype]
+                assert getattr(out, name) == getattr(msg, name), (mtype, name)
+                kept[mtype] += 1
+        # Every altitude-carrying message the log has was checked (counts from the log).
+        assert moved == {"GLOBAL_POSITION_INT": 807, "GPS_RAW_INT": 799, "VFR_HUD": 878,
+                         "AHRS2": 889, "AHRS3": 888, "HOME_POSITION": 6, "TERRAIN_REPORT": 812,
+                         "POSITION_TARGET_GLOBAL_INT": 795}
+        assert kept == {"GLOBAL_POSITION_INT": 807, "LOCAL_POSITION_NED": 807,
+                        "TERRAIN_REPORT": 812, "HOME_POSITION": 6, "MISSION_ITEM": 260}
+
+        # The truth file the simulator writes says the same as the packets it sends.
+        sim.run(duration_s=1.0)
+    finally:
+        sim.close()
+    (truth,) = json.loads(Path(args.truth_json).read_text())["vehicles"]
+    logged = log_by_boot_ms[truth["time_boot_ms"]]
+    assert truth["alt_amsl_m"] == pytest.approx(field_alt + logged.alt * 1e-3 - log_ref_alt,
+                                                abs=1e-3)
+    assert truth["alt_rel_m"] == logged.relative_alt * 1e-3  # height above home, as logged
 
 
 # -- the I/O shell and the CLI ----------------------------------------------------------------

@@ -15,7 +15,9 @@ Every process shares one origin (`SwarmOptions.origin`, the field: lat, lon and 
 altitude). The medium gets it in `medium.yaml`, so the lat/lon positions the vehicle simulator
 sends are placed (east/north metres about the origin, up = height above home) and path loss,
 RSSI, SNR and capture follow the flying UAVs; the drone and ground nodes get it as their codec
-origin.
+origin; a replayed log is re-centred on it in all three coordinates (its reference fix lands
+on the origin, every AMSL altitude moves by the same difference), so a replayed flight keeps
+its height above the field and stays inside the codec's +-255 m altitude window.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
             log = options.logs[i % len(options.logs)]
             plan.specs.append(ProcessSpec(
                 f"vehicle-{name}", _py("lora_telemetry.cli.sim_vehicle", "--log", log,
-                                       "--sysid", str(i + 1), "--origin", f"{lat0},{lon0}",
+                                       "--sysid", str(i + 1), "--origin", f"{lat0},{lon0},{alt0}",
                                        "--shift-east-m", str(40.0 * i), "--speed",
                                        str(options.speed), "--loop", "--medium", medium,
                                        "--medium-node", name,

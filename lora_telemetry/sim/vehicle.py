@@ -734,19 +734,45 @@ _POSITION_FIELDS: Mapping[str, tuple[str, str]] = {
     "AHRS2": ("lat", "lng"),
     "AHRS3": ("lat", "lng"),
     "TERRAIN_REPORT": ("lat", "lon"),
+    "HIGH_LATENCY2": ("latitude", "longitude"),
 }
-#: AMSL altitudes moved with a re-centred origin: (field, metres per unit).
-_ALTITUDE_FIELDS: Mapping[str, tuple[str, float]] = {
-    "GLOBAL_POSITION_INT": ("alt", 1e-3),
-    "GLOBAL_POSITION_INT_COV": ("alt", 1e-3),
-    "GPS_RAW_INT": ("alt", 1e-3),
-    "GPS2_RAW": ("alt", 1e-3),
-    "HOME_POSITION": ("altitude", 1e-3),
-    "GPS_GLOBAL_ORIGIN": ("altitude", 1e-3),
-    "VFR_HUD": ("alt", 1.0),
-    "AHRS2": ("altitude", 1.0),
-    "AHRS3": ("altitude", 1.0),
+#: AMSL altitudes moved with a re-centred origin: message -> ((field, metres per unit), ...).
+#: Every AMSL altitude an autopilot sends moves by the same difference, so that all of them
+#: keep agreeing; heights above home, terrain or the EKF origin (relative_alt, current_height,
+#: LOCAL_POSITION_NED.z, HOME_POSITION.z...) are not AMSL and stay as logged.
+_ALTITUDE_FIELDS: Mapping[str, tuple[tuple[str, float], ...]] = {
+    "GLOBAL_POSITION_INT": (("alt", 1e-3),),
+    "GLOBAL_POSITION_INT_COV": (("alt", 1e-3),),
+    "GPS_RAW_INT": (("alt", 1e-3), ("alt_ellipsoid", 1e-3)),
+    "GPS2_RAW": (("alt", 1e-3), ("alt_ellipsoid", 1e-3)),
+    "GPS_INPUT": (("alt", 1.0),),
+    "HOME_POSITION": (("altitude", 1e-3),),
+    "GPS_GLOBAL_ORIGIN": (("altitude", 1e-3),),
+    "POSITION_TARGET_GLOBAL_INT": (("alt", 1.0),),  # in the AMSL frames only, see below
+    "TERRAIN_REPORT": (("terrain_height", 1.0),),
+    "HIGH_LATENCY2": (("altitude", 1.0),),  # not target_altitude: its frame is unspecified
+    "ALTITUDE": (("altitude_amsl", 1.0),),
+    "VFR_HUD": (("alt", 1.0),),
+    "AHRS2": (("altitude", 1.0),),
+    "AHRS3": (("altitude", 1.0),),
 }
+#: Messages whose altitude is AMSL only in some coordinate frames: (frame field, AMSL frames
+#: MAV_FRAME_GLOBAL = 0 and MAV_FRAME_GLOBAL_INT = 5; relative and terrain frames stay).
+_ALTITUDE_FRAME: Mapping[str, tuple[str, frozenset[int]]] = {
+    "POSITION_TARGET_GLOBAL_INT": ("coordinate_frame", frozenset({0, 5})),
+}
+#: Optional MAVLink 2 extension fields: 0 is what a sender that does not fill them (and every
+#: MAVLink 1 packet) carries, so 0 means "absent" and is not moved.
+_ABSENT_WHEN_ZERO = frozenset({"alt_ellipsoid"})
+
+
+def _amsl_altitude_fields(msg: Any, mtype: str) -> tuple[tuple[str, float], ...]:
+    """The AMSL altitude fields (name, metres per unit) this message carries."""
+    frame = _ALTITUDE_FRAME.get(mtype)
+    if frame is not None and getattr(msg, frame[0]) not in frame[1]:
+        return ()
+    return tuple((name, unit) for name, unit in _ALTITUDE_FIELDS.get(mtype, ())
+                 if not (name in _ABSENT_WHEN_ZERO and getattr(msg, name) == 0))
 
 
 @dataclass(frozen=True)
@@ -861,12 +887,12 @@ class ReplayTransform:
                 setattr(msg, lat_f, max(-900_000_000, min(900_000_000, _e7(new_lat))))
                 setattr(msg, lon_f, _e7(new_lon))
                 changed = True
-        alt = _ALTITUDE_FIELDS.get(mtype)
-        if alt is not None and self._dalt_m != 0.0:
-            name, unit = alt
-            value = getattr(msg, name) + self._dalt_m / unit
-            setattr(msg, name, int(round(value)) if unit != 1.0 else float(value))
-            changed = True
+        if self._dalt_m != 0.0:
+            for name, unit in _amsl_altitude_fields(msg, mtype):
+                logged = getattr(msg, name)
+                value = logged + self._dalt_m / unit
+                setattr(msg, name, int(round(value)) if isinstance(logged, int) else float(value))
+                changed = True
         return changed
 
     def apply(self, msg: Any) -> bytes | None:
