@@ -8,6 +8,7 @@ MavlinkLink, so "parses back" means through the same code the drone node runs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -383,6 +384,90 @@ def test_swarm_replay_keeps_the_height_above_the_field(vtol: Path, tmp_path: Pat
     assert truth["alt_amsl_m"] == pytest.approx(field_alt + logged.alt * 1e-3 - log_ref_alt,
                                                 abs=1e-3)
     assert truth["alt_rel_m"] == logged.relative_alt * 1e-3  # height above home, as logged
+
+
+#: What a vehicle without a GNSS fix sends instead of positions: ArduPilot's "no position"
+#: lat = lon = 0, and no home or EKF origin at all.
+NO_FIX_POSITIONS = {"GLOBAL_POSITION_INT": ("lat", "lon"), "GPS_RAW_INT": ("lat", "lon"),
+                    "GPS_INPUT": ("lat", "lon"), "AHRS2": ("lat", "lng")}
+NO_FIX_DROPPED = {"HOME_POSITION", "GPS_GLOBAL_ORIGIN"}
+
+
+@pytest.fixture(scope="module")
+def ardusub_without_fix(testdata_dir: Path, tmp_path_factory) -> Path:
+    """The real ArduSub log as if its GNSS never had a fix: every position of the vehicle at
+    0, 0 (fix_type 0), everything else as recorded (a .tlog: 8-byte big-endian microseconds,
+    then the packet)."""
+    path = tmp_path_factory.mktemp("nofix") / "ardusub_without_fix.tlog"
+    reader = TlogReader(testdata_dir / "tlogs" / "ardusub_small.tlog")
+    mav = mavlink2.MAVLink(None)
+    with open(path, "wb") as out:
+        while (msg := reader.recv_msg()) is not None:
+            mtype = msg.get_type()
+            if mtype == "BAD_DATA":
+                continue
+            packet = bytes(msg.get_msgbuf())
+            if msg.get_srcSystem() == 1 and mtype in NO_FIX_DROPPED:
+                continue
+            if msg.get_srcSystem() == 1 and mtype in NO_FIX_POSITIONS:
+                work = mav.decode(bytearray(packet))
+                for name in NO_FIX_POSITIONS[mtype]:
+                    setattr(work, name, 0)
+                if mtype in ("GPS_RAW_INT", "GPS_INPUT"):
+                    work.fix_type = 0  # no fix
+                mav.srcSystem, mav.srcComponent = msg.get_srcSystem(), msg.get_srcComponent()
+                mav.seq = msg.get_seq()
+                packet = bytes(work.pack(mav, force_mavlink1=packet[0] == 0xFE))
+            out.write(int(msg._timestamp * 1e6).to_bytes(8, "big") + packet)
+    reader.close()
+    return path
+
+
+def test_a_log_without_a_fix_replays_with_its_position_unknown(
+        ardusub_without_fix: Path, tmp_path: Path, caplog) -> None:
+    from lora_telemetry.cli import sim_vehicle
+    from lora_telemetry.sim.medium import MediumHub, load_medium_params
+    from lora_telemetry.sim.medium_model import MediumModel
+
+    ref = find_log_reference(ardusub_without_fix)
+    # No horizontal anchor; the altitudes keep theirs: the log's first GLOBAL_POSITION_INT
+    # reads alt = 20 mm.
+    assert (ref.sysid, ref.lat_deg, ref.lon_deg, ref.alt_m) == (1, None, None, 0.020)
+
+    plan, args = plan_vehicle(tmp_path, ardusub_without_fix, speed=100.0)
+    field_alt = plan.options.origin[2]
+    sim = sim_vehicle.build(args)  # the swarm's vehicle: no "never reports a position" refusal
+    hub = MediumHub(MediumModel(load_medium_params(plan.medium_config)), port=plan.medium_port)
+    serving = threading.Thread(target=hub.serve, kwargs={"duration_s": 10.0}, daemon=True)
+    serving.start()
+    mav = mavlink2.MAVLink(None)
+    replayed = 0
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:
+                break
+            if msg.get_type() == "GLOBAL_POSITION_INT":
+                out = mav.decode(bytearray(packet))
+                assert (out.lat, out.lon, out.get_srcSystem()) == (0, 0, 1)  # still "no fix"
+                assert abs(out.alt * 1e-3 - (field_alt + msg.alt * 1e-3 - 0.020)) < 1e-3
+                assert out.relative_alt == msg.relative_alt
+                replayed += 1
+        assert replayed == 792  # every GLOBAL_POSITION_INT of the log
+        with caplog.at_level(logging.WARNING, logger="lora_telemetry.sim.vehicle"):
+            sim.run(duration_s=1.5)  # 150 s of the 206 s log, its truth published every 0.5 s
+    finally:
+        sim.close()
+        hub.stop()
+        serving.join(timeout=3.0)
+        hub.close()
+    # Nothing was sent to the medium for it (so nothing refused), and it was said once.
+    assert sim.counters["positions_unknown_not_sent"] >= 3
+    assert not hub.model.has_node("uav1") and hub.stats()["hub"]["datagrams"] == 0
+    said = [r for r in caplog.records if r.name == "lora_telemetry.sim.vehicle"
+            and r.levelno == logging.WARNING and "no position" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    (truth,) = json.loads(Path(args.truth_json).read_text())["vehicles"]
+    assert truth["lat_deg"] is None and truth["lon_deg"] is None and truth["sysid"] == 1
 
 
 # -- the I/O shell and the CLI ----------------------------------------------------------------
