@@ -386,6 +386,37 @@ def test_swarm_replay_keeps_the_height_above_the_field(vtol: Path, tmp_path: Pat
     assert truth["alt_rel_m"] == logged.relative_alt * 1e-3  # height above home, as logged
 
 
+def test_replay_anchors_on_the_first_fix_that_agrees_with_gnss(testdata_dir: Path,
+                                                              tmp_path: Path) -> None:
+    from lora_telemetry.cli import sim_vehicle
+
+    rover = testdata_dir / "tlogs" / "uavlogviewer_pr437_flight_logs.tlog"
+    ref = find_log_reference(rover)
+    # The rover's EKF reports -1.78..0 m for its first 322 fixes while GPS_RAW_INT has a 3D fix
+    # at 1583 m; its 323rd fix, 40.0714763, -105.2294914 at 1582.930 m, agrees (within 10 m).
+    assert (ref.lat_deg, ref.lon_deg, ref.alt_m) == pytest.approx(
+        (40.0714763, -105.2294914, 1582.930), abs=1e-9)
+    plan, args = plan_vehicle(tmp_path, rover, speed=100.0)
+    field_alt = plan.options.origin[2]
+    sim = sim_vehicle.build(args)
+    mav = mavlink2.MAVLink(None)
+    fixes = []
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:
+                break
+            if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat, msg.lon) != (0, 0):
+                fixes.append((msg.alt * 1e-3, mav.decode(bytearray(packet)).alt * 1e-3))
+    finally:
+        sim.close()
+    assert len(fixes) == 2933 and all(-1.78 <= logged <= 0.0 for logged, _ in fixes[:322])
+    # From the anchor on, the rover drives on the field: 488 m + its height above the anchor,
+    # inside the codec's +-255 m window (a -0.17 m anchor put it at 2071 m).
+    for logged, replayed in fixes[322:]:
+        assert abs(replayed - (field_alt + logged - 1582.930)) < 1e-3
+        assert abs(replayed - field_alt) < 2.0
+
+
 #: What a vehicle without a GNSS fix sends instead of positions: ArduPilot's "no position"
 #: lat = lon = 0, and no home or EKF origin at all.
 NO_FIX_POSITIONS = {"GLOBAL_POSITION_INT": ("lat", "lon"), "GPS_RAW_INT": ("lat", "lon"),

@@ -779,7 +779,14 @@ def _amsl_altitude_fields(msg: Any, mtype: str) -> tuple[tuple[str, float], ...]
 @dataclass(frozen=True)
 class LogReference:
     """The vehicle in a log: its system id and the anchor a re-centred replay puts on the new
-    origin: its first fix (lat, lon, AMSL altitude).
+    origin: its first valid fix (lat, lon, AMSL altitude).
+
+    ArduPilot streams a position before its EKF has an altitude origin (the rover log reports
+    -0.17 m for a second, beside a GNSS altitude of 1583 m), and anchoring on that would move
+    every later altitude 1583 m too high. So the anchor is the first GLOBAL_POSITION_INT with
+    a position whose altitude agrees (within :data:`GNSS_ALTITUDE_AGREEMENT_M`) with the
+    latest 3D GNSS fix (GPS_RAW_INT); a log where none agrees (or without GPS_RAW_INT) takes
+    its first position.
 
     A log that never has a fix (every GLOBAL_POSITION_INT at lat = lon = 0, ArduPilot's "no
     position") has no horizontal anchor: ``lat_deg``/``lon_deg`` are None, positions are
@@ -792,10 +799,14 @@ class LogReference:
     alt_m: float | None
 
 
+#: How close a fix's altitude must be to the GNSS altitude to anchor a replay (the rule of
+#: the codec's log tests: an EKF without an altitude origin is off by hundreds of metres).
+GNSS_ALTITUDE_AGREEMENT_M = 10.0
+
+
 def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
-    """The log's autopilot (first autopilot HEARTBEAT from component 1) and its first
-    GLOBAL_POSITION_INT with a position (which may come before that heartbeat); see
-    :class:`LogReference` for a log without one."""
+    """The log's autopilot (first autopilot HEARTBEAT from component 1) and its first valid
+    fix (which may come before that heartbeat); see :class:`LogReference`."""
     if not Path(path).is_file():
         raise ConfigError(f"MAVLink log {str(path)!r} does not exist or is not a file")
     try:
@@ -804,7 +815,9 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
         raise ConfigError(f"cannot read MAVLink log {str(path)!r}: {exc}") from None
     sysid: int | None = None
     first_position: dict[int, LogReference] = {}
+    valid_position: dict[int, LogReference] = {}
     first_altitude: dict[int, float] = {}
+    gnss: dict[int, Any] = {}  # latest GPS_RAW_INT per system
     try:
         while True:
             msg = reader.recv_msg()
@@ -812,12 +825,19 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
                 break
             mtype = msg.get_type()
             src = msg.get_srcSystem() if mtype != "BAD_DATA" else None
-            if mtype == "GLOBAL_POSITION_INT":
+            if mtype == "GPS_RAW_INT":
+                gnss[src] = msg
+            elif mtype == "GLOBAL_POSITION_INT":
                 first_altitude.setdefault(src, msg.alt * 1e-3)
-                if (msg.lat, msg.lon) != (0, 0) and src not in first_position:
-                    first_position[src] = LogReference(
-                        src, msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3
-                    )
+                if (msg.lat, msg.lon) != (0, 0):
+                    fix = LogReference(src, msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3)
+                    first_position.setdefault(src, fix)
+                    gps = gnss.get(src)
+                    if src not in valid_position and gps is not None and (
+                        gps.fix_type >= GPS_FIX_TYPE_3D_FIX
+                        and abs(msg.alt - gps.alt) * 1e-3 <= GNSS_ALTITUDE_AGREEMENT_M
+                    ):
+                        valid_position[src] = fix
             elif (
                 sysid is None
                 and mtype == "HEARTBEAT"
@@ -825,12 +845,14 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
                 and is_autopilot_heartbeat(msg.autopilot, msg.type)
             ):
                 sysid = src
-            if sysid is not None and sysid in first_position:
-                return first_position[sysid]
+            if sysid is not None and sysid in valid_position:
+                return valid_position[sysid]
     finally:
         reader.close()
     if sysid is None:
         raise ConfigError(f"{path}: no autopilot HEARTBEAT in the log")
+    if sysid in first_position:
+        return first_position[sysid]
     return LogReference(sysid, None, None, first_altitude.get(sysid))
 
 
