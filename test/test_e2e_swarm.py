@@ -8,6 +8,8 @@ rejected, counted, and never published as telemetry.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from pathlib import Path
 
@@ -154,6 +156,26 @@ def test_swarm_end_to_end(swarm) -> None:
         _gateway_value(d, "verdict.unknown_devaddr") >= 2 for d in probe.diag))
     statuses = {m.status for m in probe.rx}
     assert {"accepted", "mic_failed", "unknown_devaddr", "replay"} <= statuses
+
+
+def test_medium_took_every_position_update(swarm) -> None:
+    """The vehicle simulator moves each UAV's radio in the medium (lat/lon, converted with the
+    swarm origin the plan gives the medium): none refused, and each radio is where its UAV
+    flies, not where its module registered it (0, 0, 0)."""
+    plan, group, _ = swarm
+    with MediumControl(("127.0.0.1", plan.medium_port), timeout_s=2.0) as control:
+        stats = control.stats()
+    truth = json.loads(plan.truth_path.read_text())
+    assert stats["hub"]["rejected_by_op"]["position"] == 0, stats["hub"]
+    # The truth file and the medium are written together every 0.5 s (--truth-interval);
+    # 1 s at the formation's fastest slot (about 9 m/s) is the most they can differ by.
+    for vehicle in truth["vehicles"]:
+        name = f"uav{vehicle['sysid']}"
+        east, north, up = stats["nodes"][name]["position_m"]
+        gap = math.hypot(east - vehicle["east_m"], north - vehicle["north_m"])
+        assert gap <= 10.0 and abs(up - vehicle["alt_rel_m"]) <= 3.0, (name, stats["nodes"][name],
+                                                                        vehicle)
+        assert math.hypot(east, north) > 100.0, (name, "still at its registration point")
 
 
 def _gateway_value(arr: DiagnosticArray, key: str) -> int:

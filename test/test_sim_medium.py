@@ -681,6 +681,8 @@ def test_hub_process_delivers_between_client_processes(hub_process):
         assert stats["dropped"]["below_sensitivity"] == 1
         assert stats["hub"]["malformed"] == 3 and stats["hub"]["unknown_op"] == 1
         assert stats["hub"]["rejected"] == 2
+        refused = {op: n for op, n in stats["hub"]["rejected_by_op"].items() if n}
+        assert refused == {"tx": 1, "position": 1}
     control.close()
 
     proc.send_signal(signal.SIGTERM)

@@ -8,12 +8,14 @@ MavlinkLink, so "parses back" means through the same code the drone node runs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -305,6 +307,198 @@ def test_replay_drops_other_systems_unless_asked(testdata_dir: Path) -> None:
     assert systems_only == {5}
     assert systems_all == {1, 255}  # the vehicle and QGroundControl (255/190)
     assert only.counters["other_system_dropped"] > 1000
+
+
+# -- replay as the swarm plans it -------------------------------------------------------------
+
+#: Altitudes above mean sea level that a re-centred replay moves (MAVLink common.xml /
+#: ardupilotmega.xml field descriptions), and heights above something else that it must not.
+AMSL_FIELDS = {"GLOBAL_POSITION_INT": ("alt", 1e-3), "GPS_RAW_INT": ("alt", 1e-3),
+               "VFR_HUD": ("alt", 1.0), "AHRS2": ("altitude", 1.0), "AHRS3": ("altitude", 1.0),
+               "HOME_POSITION": ("altitude", 1e-3), "TERRAIN_REPORT": ("terrain_height", 1.0),
+               "POSITION_TARGET_GLOBAL_INT": ("alt", 1.0)}  # the VTOL log's are MAV_FRAME_GLOBAL_INT
+RELATIVE_FIELDS = {"GLOBAL_POSITION_INT": "relative_alt", "LOCAL_POSITION_NED": "z",
+                   "TERRAIN_REPORT": "current_height", "HOME_POSITION": "z", "MISSION_ITEM": "z"}
+
+
+def plan_vehicle(tmp_path: Path, log: Path, **options):
+    """The swarm plan for one UAV replaying `log`, and its vehicle simulator's arguments."""
+    from lora_telemetry.cli import sim_vehicle
+    from lora_telemetry.cli.standalone import standalone_parser
+    from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm
+
+    plan = plan_swarm(SwarmOptions(uavs=1, logs=(str(log),), **options), tmp_path)
+    (spec,) = [s for s in plan.specs if s.kind == "vehicle"]
+    parser = standalone_parser("sim vehicle", "", sim_vehicle.add_arguments)
+    return plan, parser.parse_args(spec.argv[3:])  # after: python -m lora_telemetry.cli.sim_vehicle
+
+
+def test_swarm_replay_keeps_the_height_above_the_field(vtol: Path, tmp_path: Path) -> None:
+    from lora_telemetry.cli import sim_vehicle
+
+    plan, args = plan_vehicle(tmp_path, vtol, speed=100.0)
+    field_alt = plan.options.origin[2]  # 488 m, the demo's field (swarm.DEFAULT_ORIGIN)
+    # The VTOL log's first fix (its first GLOBAL_POSITION_INT with a position): 587.850 m AMSL.
+    log_ref_alt = 587.850
+    assert find_log_reference(vtol).alt_m == log_ref_alt
+    dalt = field_alt - log_ref_alt  # -99.85 m
+    sim = sim_vehicle.build(args)
+    mav = mavlink2.MAVLink(None)
+    moved, kept, log_by_boot_ms = Counter(), Counter(), {}
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:  # --loop: one pass is enough
+                break
+            mtype = msg.get_type()
+            if packet is None or (mtype not in AMSL_FIELDS and mtype not in RELATIVE_FIELDS):
+                continue
+            out = mav.decode(bytearray(packet))
+            if mtype == "GLOBAL_POSITION_INT":
+                log_by_boot_ms[msg.time_boot_ms] = msg
+                # Exactly the field plus the height above the log's reference, to the mm...
+                assert abs(out.alt * 1e-3 - (field_alt + (msg.alt * 1e-3 - log_ref_alt))) < 1e-3
+                # ...and inside the codec's +-255 m window about the origin.
+                assert abs(out.alt * 1e-3 - field_alt) < 255.0
+            if mtype in AMSL_FIELDS:
+                name, unit = AMSL_FIELDS[mtype]
+                shift_m = (getattr(out, name) - getattr(msg, name)) * unit
+                assert shift_m == pytest.approx(dalt, abs=1e-3), (mtype, name)  # float32 fields
+                moved[mtype] += 1
+            if mtype in RELATIVE_FIELDS:
+                name = RELATIVE_FIELDS[mtype]
+                assert getattr(out, name) == getattr(msg, name), (mtype, name)
+                kept[mtype] += 1
+        # Every altitude-carrying message the log has was checked (counts from the log).
+        assert moved == {"GLOBAL_POSITION_INT": 807, "GPS_RAW_INT": 799, "VFR_HUD": 878,
+                         "AHRS2": 889, "AHRS3": 888, "HOME_POSITION": 6, "TERRAIN_REPORT": 812,
+                         "POSITION_TARGET_GLOBAL_INT": 795}
+        assert kept == {"GLOBAL_POSITION_INT": 807, "LOCAL_POSITION_NED": 807,
+                        "TERRAIN_REPORT": 812, "HOME_POSITION": 6, "MISSION_ITEM": 260}
+
+        # The truth file the simulator writes says the same as the packets it sends.
+        sim.run(duration_s=1.0)
+    finally:
+        sim.close()
+    (truth,) = json.loads(Path(args.truth_json).read_text())["vehicles"]
+    logged = log_by_boot_ms[truth["time_boot_ms"]]
+    assert truth["alt_amsl_m"] == pytest.approx(field_alt + logged.alt * 1e-3 - log_ref_alt,
+                                                abs=1e-3)
+    assert truth["alt_rel_m"] == logged.relative_alt * 1e-3  # height above home, as logged
+
+
+def test_replay_anchors_on_the_first_fix_that_agrees_with_gnss(testdata_dir: Path,
+                                                              tmp_path: Path) -> None:
+    from lora_telemetry.cli import sim_vehicle
+
+    rover = testdata_dir / "tlogs" / "uavlogviewer_pr437_flight_logs.tlog"
+    ref = find_log_reference(rover)
+    # The rover's EKF reports -1.78..0 m for its first 322 fixes while GPS_RAW_INT has a 3D fix
+    # at 1583 m; its 323rd fix, 40.0714763, -105.2294914 at 1582.930 m, agrees (within 10 m).
+    assert (ref.lat_deg, ref.lon_deg, ref.alt_m) == pytest.approx(
+        (40.0714763, -105.2294914, 1582.930), abs=1e-9)
+    plan, args = plan_vehicle(tmp_path, rover, speed=100.0)
+    field_alt = plan.options.origin[2]
+    sim = sim_vehicle.build(args)
+    mav = mavlink2.MAVLink(None)
+    fixes = []
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:
+                break
+            if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat, msg.lon) != (0, 0):
+                fixes.append((msg.alt * 1e-3, mav.decode(bytearray(packet)).alt * 1e-3))
+    finally:
+        sim.close()
+    assert len(fixes) == 2933 and all(-1.78 <= logged <= 0.0 for logged, _ in fixes[:322])
+    # From the anchor on, the rover drives on the field: 488 m + its height above the anchor,
+    # inside the codec's +-255 m window (a -0.17 m anchor put it at 2071 m).
+    for logged, replayed in fixes[322:]:
+        assert abs(replayed - (field_alt + logged - 1582.930)) < 1e-3
+        assert abs(replayed - field_alt) < 2.0
+
+
+#: What a vehicle without a GNSS fix sends instead of positions: ArduPilot's "no position"
+#: lat = lon = 0, and no home or EKF origin at all.
+NO_FIX_POSITIONS = {"GLOBAL_POSITION_INT": ("lat", "lon"), "GPS_RAW_INT": ("lat", "lon"),
+                    "GPS_INPUT": ("lat", "lon"), "AHRS2": ("lat", "lng")}
+NO_FIX_DROPPED = {"HOME_POSITION", "GPS_GLOBAL_ORIGIN"}
+
+
+@pytest.fixture(scope="module")
+def ardusub_without_fix(testdata_dir: Path, tmp_path_factory) -> Path:
+    """The real ArduSub log as if its GNSS never had a fix: every position of the vehicle at
+    0, 0 (fix_type 0), everything else as recorded (a .tlog: 8-byte big-endian microseconds,
+    then the packet)."""
+    path = tmp_path_factory.mktemp("nofix") / "ardusub_without_fix.tlog"
+    reader = TlogReader(testdata_dir / "tlogs" / "ardusub_small.tlog")
+    mav = mavlink2.MAVLink(None)
+    with open(path, "wb") as out:
+        while (msg := reader.recv_msg()) is not None:
+            mtype = msg.get_type()
+            if mtype == "BAD_DATA":
+                continue
+            packet = bytes(msg.get_msgbuf())
+            if msg.get_srcSystem() == 1 and mtype in NO_FIX_DROPPED:
+                continue
+            if msg.get_srcSystem() == 1 and mtype in NO_FIX_POSITIONS:
+                work = mav.decode(bytearray(packet))
+                for name in NO_FIX_POSITIONS[mtype]:
+                    setattr(work, name, 0)
+                if mtype in ("GPS_RAW_INT", "GPS_INPUT"):
+                    work.fix_type = 0  # no fix
+                mav.srcSystem, mav.srcComponent = msg.get_srcSystem(), msg.get_srcComponent()
+                mav.seq = msg.get_seq()
+                packet = bytes(work.pack(mav, force_mavlink1=packet[0] == 0xFE))
+            out.write(int(msg._timestamp * 1e6).to_bytes(8, "big") + packet)
+    reader.close()
+    return path
+
+
+def test_a_log_without_a_fix_replays_with_its_position_unknown(
+        ardusub_without_fix: Path, tmp_path: Path, caplog) -> None:
+    from lora_telemetry.cli import sim_vehicle
+    from lora_telemetry.sim.medium import MediumHub, load_medium_params
+    from lora_telemetry.sim.medium_model import MediumModel
+
+    ref = find_log_reference(ardusub_without_fix)
+    # No horizontal anchor; the altitudes keep theirs: the log's first GLOBAL_POSITION_INT
+    # reads alt = 20 mm.
+    assert (ref.sysid, ref.lat_deg, ref.lon_deg, ref.alt_m) == (1, None, None, 0.020)
+
+    plan, args = plan_vehicle(tmp_path, ardusub_without_fix, speed=100.0)
+    field_alt = plan.options.origin[2]
+    sim = sim_vehicle.build(args)  # the swarm's vehicle: no "never reports a position" refusal
+    hub = MediumHub(MediumModel(load_medium_params(plan.medium_config)), port=plan.medium_port)
+    serving = threading.Thread(target=hub.serve, kwargs={"duration_s": 10.0}, daemon=True)
+    serving.start()
+    mav = mavlink2.MAVLink(None)
+    replayed = 0
+    try:
+        for _, (packet,), msg in sim.replayer.frames():
+            if sim.replayer.passes:
+                break
+            if msg.get_type() == "GLOBAL_POSITION_INT":
+                out = mav.decode(bytearray(packet))
+                assert (out.lat, out.lon, out.get_srcSystem()) == (0, 0, 1)  # still "no fix"
+                assert abs(out.alt * 1e-3 - (field_alt + msg.alt * 1e-3 - 0.020)) < 1e-3
+                assert out.relative_alt == msg.relative_alt
+                replayed += 1
+        assert replayed == 792  # every GLOBAL_POSITION_INT of the log
+        with caplog.at_level(logging.WARNING, logger="lora_telemetry.sim.vehicle"):
+            sim.run(duration_s=1.5)  # 150 s of the 206 s log, its truth published every 0.5 s
+    finally:
+        sim.close()
+        hub.stop()
+        serving.join(timeout=3.0)
+        hub.close()
+    # Nothing was sent to the medium for it (so nothing refused), and it was said once.
+    assert sim.counters["positions_unknown_not_sent"] >= 3
+    assert not hub.model.has_node("uav1") and hub.stats()["hub"]["datagrams"] == 0
+    said = [r for r in caplog.records if r.name == "lora_telemetry.sim.vehicle"
+            and r.levelno == logging.WARNING and "no position" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    (truth,) = json.loads(Path(args.truth_json).read_text())["vehicles"]
+    assert truth["lat_deg"] is None and truth["lon_deg"] is None and truth["sysid"] == 1
 
 
 # -- the I/O shell and the CLI ----------------------------------------------------------------

@@ -39,3 +39,28 @@ def test_equal_power_capture_model_is_pure_aloha() -> None:
     s = summarize(records, radios={}, window=(0, 1e9), period_s=P, airtime_s=T, truth=None,
                   duration_s=300)
     assert s["aloha_with_capture_delivery_ratio"] == s["aloha_expected_delivery_ratio"]
+
+
+def test_a_run_that_died_early_reports_an_empty_window_not_a_negative_one(capsys) -> None:
+    from lora_telemetry.cli.sim_swarm import _print_summary
+
+    # Processes died 0.2 s after start-up: the window runs from start + warm-up (8 s, the
+    # default --warmup) to the end minus sim swarm's 3 s closing margin, (108.0, 97.2).
+    started, ended, warmup, margin = 100.0, 100.2, 8.0, 3.0
+    records = {"uav1": record(-100.0, sent=1, got=1)}
+    records["uav1"].sent = {0: 100.1}  # its one frame, sent before it died
+    s = summarize(records, radios={}, window=(started + warmup, ended - margin),
+                  period_s=P, airtime_s=T, truth=None, duration_s=ended - started)
+    assert s["measurement_window_s"] == 0.0 and s["measurement_window_empty"] is True
+    assert s["per_uav"]["uav1"]["frames_sent"] == 0 and s["delivery_ratio"] is None
+    assert s["per_uav"]["uav1"]["updates_per_s"] is None
+    _print_summary(s)
+    out = capsys.readouterr().out
+    assert "summary: empty measurement window" in out and "summary over -" not in out
+
+
+def test_a_full_window_is_not_empty() -> None:
+    records = {"uav1": record(-100.0)}
+    s = summarize(records, radios={}, window=(0, 1e9), period_s=P, airtime_s=T, truth=None,
+                  duration_s=300)
+    assert s["measurement_window_empty"] is False and s["measurement_window_s"] == 1e9

@@ -28,6 +28,9 @@ from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.processes import ProcessError, ProcessGroup
 from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm, ros_env, start_swarm
 
+#: Frames sent in the last seconds of a run may still be on their way: they do not count.
+CLOSING_MARGIN_S = 3.0
+
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from lora_telemetry.cli.sim_group import get_sim_subparsers
@@ -143,7 +146,7 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
         ended = time.time()
         records = monitor.snapshot()
         summary = report.summarize(
-            records, radios=radios, window=(measure_from, ended - 3.0),
+            records, radios=radios, window=(measure_from, ended - CLOSING_MARGIN_S),
             period_s=plan.options.update_period_s, airtime_s=airtime,
             truth=_truth_fn(plan), duration_s=ended - started)
         summary["failed_processes"] = failed
@@ -197,6 +200,11 @@ def _truth_fn(plan):
 
 
 def _print_summary(s: dict) -> None:
+    if s["measurement_window_empty"]:
+        print(f"\nsummary: empty measurement window (the run lasted {s['duration_s']:.0f} s, "
+              f"not longer than the warm-up plus the {CLOSING_MARGIN_S:g} s closing margin): "
+              "no frames counted")
+        return
     print(f"\nsummary over {s['measurement_window_s']:.0f} s: delivery {_pct(s['delivery_ratio'])} "
           f"(pure ALOHA with {s['uavs']} senders at load G={s['offered_load']:.3f} predicts "
           f"{_pct(s['aloha_expected_delivery_ratio'])}; with capture at the measured RSSIs "

@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after S seconds (default: run until SIGTERM/Ctrl-C)")
     parser.add_argument("--origin", type=_origin, metavar="LAT,LON[,ALT]",
                         help="synthetic: centre of the pattern (default 47.3977,8.5456,488); "
-                             "replay: re-centre the log's first position here")
+                             "replay: re-centre the log's first position here (with ALT, every "
+                             "AMSL altitude moves by ALT minus that position's altitude)")
     parser.add_argument("--shift-north-m", type=_finite, default=0.0, metavar="M")
     parser.add_argument("--shift-east-m", type=_finite, default=0.0, metavar="M")
     parser.add_argument("--spacing-m", type=_finite, default=30.0, metavar="M",

@@ -13,14 +13,21 @@ from typing import Callable, Sequence
 from lora_telemetry.core.errors import LoraTelemetryError
 
 
+def standalone_parser(prog: str, description: str,
+                      add_arguments: Callable[[argparse.ArgumentParser], None]
+                      ) -> argparse.ArgumentParser:
+    """The parser of a standalone subcommand: its own options plus --json."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_arguments(parser)
+    return parser
+
+
 def standalone_main(prog: str, description: str,
                     add_arguments: Callable[[argparse.ArgumentParser], None],
                     run: Callable[[argparse.Namespace], int],
                     argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = standalone_parser(prog, description, add_arguments).parse_args(argv)
     try:
         return int(run(args) or 0)
     except LoraTelemetryError as exc:

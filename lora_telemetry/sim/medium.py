@@ -37,8 +37,10 @@ Any request may carry an ``"id"`` (any JSON value), echoed in its reply. Replies
 ``{"op": "injected", "id", "airtime", "t_start", "t_end"}``, ``{"op": "stats", "id",
 "stats": {...}}``, ``{"op": "pong", "id"}``, ``{"op": "ok", "id"}``, and for a request that
 cannot be carried out (bad phy, busy transmitter, bad position...)
-``{"op": "error", "id", "request": op, "message"}``. Datagrams that are not a JSON object with a
-known ``op`` are counted (``malformed`` / ``unknown_op``) and ignored.
+``{"op": "error", "id", "request": op, "message"}``; the hub counts those per request
+(``stats["hub"]["rejected_by_op"]``, every op listed, so a reader can tell "no position update
+was ever refused" from "no such counter"). Datagrams that are not a JSON object with a known
+``op`` are counted (``malformed`` / ``unknown_op``) and ignored.
 
 Events from the hub, sent to the node's bound address when a frame ends:
 ``{"op": "rx", "data", "phy", "rssi", "snr", "crc_ok", "tx_node", "t_start", "t_end"}`` and
@@ -99,6 +101,7 @@ DEFAULT_PORT = 47100
 ENV_HUB = "LORA_TELEMETRY_MEDIUM"
 _MAX_DATAGRAM = 65535
 _PHY_FIELDS = tuple(f.name for f in fields(PhySettings))
+_OPS = ("hello", "listen", "standby", "tx", "bye", "position", "inject", "stats", "ping")
 _BINDING_OPS = frozenset({"hello", "listen", "standby", "tx"})
 
 Address = tuple[str, int]
@@ -284,6 +287,7 @@ class MediumHub:
         self._stop = False
         self._addresses: dict[str, Any] = {}
         self._counts: Counter[str] = Counter()
+        self._rejected_by_op: Counter[str] = Counter()
         self._projection = (
             LocalProjection(model.params.origin_lat_deg, model.params.origin_lon_deg)
             if model.params.origin_lat_deg is not None
@@ -378,7 +382,7 @@ class MediumHub:
             self._counts["malformed"] += 1
             return []
         op = message["op"]
-        handler = getattr(self, f"_op_{op}", None)
+        handler = getattr(self, f"_op_{op}", None) if op in _OPS else None
         if handler is None:
             self._counts["unknown_op"] += 1
             return []
@@ -389,6 +393,7 @@ class MediumHub:
                 self._addresses[message["node"]] = addr
         except LoraTelemetryError as exc:
             self._counts["rejected"] += 1
+            self._rejected_by_op[op] += 1
             return [{"op": "error", "id": request_id, "request": op, "message": str(exc)}]
         if reply is None:
             return [{"op": "ok", "id": request_id}] if "id" in message else []
@@ -479,6 +484,7 @@ class MediumHub:
             "datagrams", "malformed", "unknown_op", "rejected", "events_sent",
             "undeliverable_events", "send_errors", "recv_errors", "stats_write_errors",
         )}
+        hub["rejected_by_op"] = {op: self._rejected_by_op.get(op, 0) for op in _OPS}
         hub["address"] = f"{self.address[0]}:{self.address[1]}"
         hub["uptime_s"] = self._clock() - self.started
         hub["clients"] = len(self._addresses)

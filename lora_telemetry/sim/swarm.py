@@ -1,7 +1,8 @@
 """The hardware-free swarm: what to start, with which files, in which order.
 
-`plan_swarm()` writes a run directory (key file, one parameter file per drone node, the
-ground node's parameter file) and returns the processes to start, in order:
+`plan_swarm()` writes a run directory (key file, the medium's parameter file, one parameter
+file per drone node, the ground node's parameter file) and returns the processes to start, in
+order:
 
   medium hub -> one emulated module per UAV (RN2483 / EByte mix) on a pseudo-terminal ->
   vehicle simulator (synthetic formation or replayed logs, pushing positions to the medium)
@@ -9,6 +10,14 @@ ground node's parameter file) and returns the processes to start, in order:
 
 `lora-telemetry sim swarm` (and so `make demo`) starts exactly these with `start_swarm()`;
 `launch/swarm_sim.launch.py` turns the same plan into launch actions.
+
+Every process shares one origin (`SwarmOptions.origin`, the field: lat, lon and its AMSL
+altitude). The medium gets it in `medium.yaml`, so the lat/lon positions the vehicle simulator
+sends are placed (east/north metres about the origin, up = height above home) and path loss,
+RSSI, SNR and capture follow the flying UAVs; the drone and ground nodes get it as their codec
+origin; a replayed log is re-centred on it in all three coordinates (its reference fix lands
+on the origin, every AMSL altitude moves by the same difference), so a replayed flight keeps
+its height above the field and stays inside the codec's +-255 m altitude window.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import yaml
 
 from lora_telemetry import keyfile
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.sim.medium_model import MediumParams
 from lora_telemetry.sim.processes import ProcessGroup
 
 RADIO_MIXES = ("mix", "rn2483", "ebyte")
@@ -99,6 +109,10 @@ class SwarmPlan:
         """One UAV's own keys (exported from key_file), as a real drone holds them."""
         return self.run_dir / "keys" / f"{name}.yaml"
 
+    @property
+    def medium_config(self) -> Path:
+        return self.run_dir / "medium.yaml"
+
 
 def free_udp_ports(n: int) -> list[int]:
     """n distinct free loopback UDP ports (bound together so they are distinct)."""
@@ -135,9 +149,13 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
     for name in names:
         keyfile.export_device(plan.key_file, name, plan.drone_key_file(name), force=True)
 
+    # The medium's built-in parameters (config/medium.yaml) plus the swarm origin.
+    medium_origin = {"origin_lat_deg": lat0, "origin_lon_deg": lon0}
+    MediumParams.from_mapping(medium_origin)  # a bad origin fails here, not in the hub
+    plan.medium_config.write_text(yaml.safe_dump(medium_origin, sort_keys=False))
     plan.specs.append(ProcessSpec(
         "medium", _py("lora_telemetry.cli.sim_medium", "--port", str(plan.medium_port),
-                      "--seed", str(options.seed), "--json",
+                      "--config", str(plan.medium_config), "--seed", str(options.seed), "--json",
                       "--stats-json", str(run / "medium_stats.json")),
         ready=r'"port"', kind="medium"))
 
@@ -160,7 +178,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
             log = options.logs[i % len(options.logs)]
             plan.specs.append(ProcessSpec(
                 f"vehicle-{name}", _py("lora_telemetry.cli.sim_vehicle", "--log", log,
-                                       "--sysid", str(i + 1), "--origin", f"{lat0},{lon0}",
+                                       "--sysid", str(i + 1), "--origin", f"{lat0},{lon0},{alt0}",
                                        "--shift-east-m", str(40.0 * i), "--speed",
                                        str(options.speed), "--loop", "--medium", medium,
                                        "--medium-node", name,

@@ -64,12 +64,19 @@ def render_table(rows: list[list[str]], title: str) -> str:
 def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: tuple[float, float],
               period_s: float, airtime_s: float, truth: TruthFn | None,
               duration_s: float) -> dict[str, Any]:
-    """Per-UAV results over the frames sent inside `window` (start, end)."""
+    """Per-UAV results over the frames sent inside `window` (start, end).
+
+    A window that ends before it starts (a run that stopped, or whose processes died, before
+    the warm-up and the closing margin left any time) is empty: no frame counts, its length is
+    0, and ``measurement_window_empty`` says so; a negative length is never reported."""
     t0, t1 = window
+    empty = not t1 > t0
+    if empty:
+        t1 = t0
     per_uav: dict[str, Any] = {}
     tot_sent = tot_got = 0
     for name, rec in records.items():
-        sent = [f for f, t in rec.sent.items() if t0 <= t <= t1]
+        sent = [] if empty else [f for f, t in rec.sent.items() if t0 <= t <= t1]
         got = [rec.received[f] for f in sent if f in rec.received]
         tot_sent += len(sent)
         tot_got += len(got)
@@ -109,6 +116,7 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
         "uavs": n,
         "duration_s": round(duration_s, 1),
         "measurement_window_s": round(t1 - t0, 1),
+        "measurement_window_empty": empty,
         "update_period_s": period_s,
         "frame_airtime_s": airtime_s,
         "offered_load": round(load, 4),

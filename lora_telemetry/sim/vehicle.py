@@ -8,7 +8,8 @@ Two sources feed a MAVLink endpoint exactly as flight controllers would:
   (``sysid``: every packet of the log's vehicle is re-encoded as MAVLink 2 by an encoder whose
   ``srcSystem`` is the new id, keeping component and sequence numbers), so one log can stand
   for several UAVs. Only the log's vehicle system is replayed unless asked otherwise: the GCS
-  traffic recorded with it is not vehicle traffic.
+  traffic recorded with it is not vehicle traffic. A log whose vehicle never has a fix (lat =
+  lon = 0 throughout) replays too, with its position unknown, as the autopilot reported it.
 * **Synthetic vehicles** (:class:`SyntheticVehicle` + :class:`SimulatedAutopilot`): N copters
   flying a circle, a lawnmower survey or a formation around an origin, through a mission an
   ArduCopter flies (GUIDED take-off, AUTO, RTL, LAND, disarm) with a battery that drains with
@@ -734,34 +735,78 @@ _POSITION_FIELDS: Mapping[str, tuple[str, str]] = {
     "AHRS2": ("lat", "lng"),
     "AHRS3": ("lat", "lng"),
     "TERRAIN_REPORT": ("lat", "lon"),
+    "HIGH_LATENCY2": ("latitude", "longitude"),
 }
-#: AMSL altitudes moved with a re-centred origin: (field, metres per unit).
-_ALTITUDE_FIELDS: Mapping[str, tuple[str, float]] = {
-    "GLOBAL_POSITION_INT": ("alt", 1e-3),
-    "GLOBAL_POSITION_INT_COV": ("alt", 1e-3),
-    "GPS_RAW_INT": ("alt", 1e-3),
-    "GPS2_RAW": ("alt", 1e-3),
-    "HOME_POSITION": ("altitude", 1e-3),
-    "GPS_GLOBAL_ORIGIN": ("altitude", 1e-3),
-    "VFR_HUD": ("alt", 1.0),
-    "AHRS2": ("altitude", 1.0),
-    "AHRS3": ("altitude", 1.0),
+#: AMSL altitudes moved with a re-centred origin: message -> ((field, metres per unit), ...).
+#: Every AMSL altitude an autopilot sends moves by the same difference, so that all of them
+#: keep agreeing; heights above home, terrain or the EKF origin (relative_alt, current_height,
+#: LOCAL_POSITION_NED.z, HOME_POSITION.z...) are not AMSL and stay as logged.
+_ALTITUDE_FIELDS: Mapping[str, tuple[tuple[str, float], ...]] = {
+    "GLOBAL_POSITION_INT": (("alt", 1e-3),),
+    "GLOBAL_POSITION_INT_COV": (("alt", 1e-3),),
+    "GPS_RAW_INT": (("alt", 1e-3), ("alt_ellipsoid", 1e-3)),
+    "GPS2_RAW": (("alt", 1e-3), ("alt_ellipsoid", 1e-3)),
+    "GPS_INPUT": (("alt", 1.0),),
+    "HOME_POSITION": (("altitude", 1e-3),),
+    "GPS_GLOBAL_ORIGIN": (("altitude", 1e-3),),
+    "POSITION_TARGET_GLOBAL_INT": (("alt", 1.0),),  # in the AMSL frames only, see below
+    "TERRAIN_REPORT": (("terrain_height", 1.0),),
+    "HIGH_LATENCY2": (("altitude", 1.0),),  # not target_altitude: its frame is unspecified
+    "ALTITUDE": (("altitude_amsl", 1.0),),
+    "VFR_HUD": (("alt", 1.0),),
+    "AHRS2": (("altitude", 1.0),),
+    "AHRS3": (("altitude", 1.0),),
 }
+#: Messages whose altitude is AMSL only in some coordinate frames: (frame field, AMSL frames
+#: MAV_FRAME_GLOBAL = 0 and MAV_FRAME_GLOBAL_INT = 5; relative and terrain frames stay).
+_ALTITUDE_FRAME: Mapping[str, tuple[str, frozenset[int]]] = {
+    "POSITION_TARGET_GLOBAL_INT": ("coordinate_frame", frozenset({0, 5})),
+}
+#: Optional MAVLink 2 extension fields: 0 is what a sender that does not fill them (and every
+#: MAVLink 1 packet) carries, so 0 means "absent" and is not moved.
+_ABSENT_WHEN_ZERO = frozenset({"alt_ellipsoid"})
+
+
+def _amsl_altitude_fields(msg: Any, mtype: str) -> tuple[tuple[str, float], ...]:
+    """The AMSL altitude fields (name, metres per unit) this message carries."""
+    frame = _ALTITUDE_FRAME.get(mtype)
+    if frame is not None and getattr(msg, frame[0]) not in frame[1]:
+        return ()
+    return tuple((name, unit) for name, unit in _ALTITUDE_FIELDS.get(mtype, ())
+                 if not (name in _ABSENT_WHEN_ZERO and getattr(msg, name) == 0))
 
 
 @dataclass(frozen=True)
 class LogReference:
-    """The vehicle in a log: its system id and first known position (the re-centring anchor)."""
+    """The vehicle in a log: its system id and the anchor a re-centred replay puts on the new
+    origin: its first valid fix (lat, lon, AMSL altitude).
+
+    ArduPilot streams a position before its EKF has an altitude origin (the rover log reports
+    -0.17 m for a second, beside a GNSS altitude of 1583 m), and anchoring on that would move
+    every later altitude 1583 m too high. So the anchor is the first GLOBAL_POSITION_INT with
+    a position whose altitude agrees (within :data:`GNSS_ALTITUDE_AGREEMENT_M`) with the
+    latest 3D GNSS fix (GPS_RAW_INT); a log where none agrees (or without GPS_RAW_INT) takes
+    its first position.
+
+    A log that never has a fix (every GLOBAL_POSITION_INT at lat = lon = 0, ArduPilot's "no
+    position") has no horizontal anchor: ``lat_deg``/``lon_deg`` are None, positions are
+    replayed as they are (unknown), and the altitude of its first GLOBAL_POSITION_INT still
+    anchors the altitudes (None if it has none: altitudes then stay as logged too)."""
 
     sysid: int
-    lat_deg: float
-    lon_deg: float
-    alt_m: float
+    lat_deg: float | None
+    lon_deg: float | None
+    alt_m: float | None
+
+
+#: How close a fix's altitude must be to the GNSS altitude to anchor a replay (the rule of
+#: the codec's log tests: an EKF without an altitude origin is off by hundreds of metres).
+GNSS_ALTITUDE_AGREEMENT_M = 10.0
 
 
 def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
-    """The log's autopilot (first autopilot HEARTBEAT from component 1) and its first
-    GLOBAL_POSITION_INT with a position (which may come before that heartbeat)."""
+    """The log's autopilot (first autopilot HEARTBEAT from component 1) and its first valid
+    fix (which may come before that heartbeat); see :class:`LogReference`."""
     if not Path(path).is_file():
         raise ConfigError(f"MAVLink log {str(path)!r} does not exist or is not a file")
     try:
@@ -770,6 +815,9 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
         raise ConfigError(f"cannot read MAVLink log {str(path)!r}: {exc}") from None
     sysid: int | None = None
     first_position: dict[int, LogReference] = {}
+    valid_position: dict[int, LogReference] = {}
+    first_altitude: dict[int, float] = {}
+    gnss: dict[int, Any] = {}  # latest GPS_RAW_INT per system
     try:
         while True:
             msg = reader.recv_msg()
@@ -777,11 +825,19 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
                 break
             mtype = msg.get_type()
             src = msg.get_srcSystem() if mtype != "BAD_DATA" else None
-            if mtype == "GLOBAL_POSITION_INT" and (msg.lat, msg.lon) != (0, 0):
-                if src not in first_position:
-                    first_position[src] = LogReference(
-                        src, msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3
-                    )
+            if mtype == "GPS_RAW_INT":
+                gnss[src] = msg
+            elif mtype == "GLOBAL_POSITION_INT":
+                first_altitude.setdefault(src, msg.alt * 1e-3)
+                if (msg.lat, msg.lon) != (0, 0):
+                    fix = LogReference(src, msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3)
+                    first_position.setdefault(src, fix)
+                    gps = gnss.get(src)
+                    if src not in valid_position and gps is not None and (
+                        gps.fix_type >= GPS_FIX_TYPE_3D_FIX
+                        and abs(msg.alt - gps.alt) * 1e-3 <= GNSS_ALTITUDE_AGREEMENT_M
+                    ):
+                        valid_position[src] = fix
             elif (
                 sysid is None
                 and mtype == "HEARTBEAT"
@@ -789,13 +845,15 @@ def find_log_reference(path: str | os.PathLike[str]) -> LogReference:
                 and is_autopilot_heartbeat(msg.autopilot, msg.type)
             ):
                 sysid = src
-            if sysid is not None and sysid in first_position:
-                return first_position[sysid]
+            if sysid is not None and sysid in valid_position:
+                return valid_position[sysid]
     finally:
         reader.close()
     if sysid is None:
         raise ConfigError(f"{path}: no autopilot HEARTBEAT in the log")
-    raise ConfigError(f"{path}: the vehicle (system {sysid}) never reports a position")
+    if sysid in first_position:
+        return first_position[sysid]
+    return LogReference(sysid, None, None, first_altitude.get(sysid))
 
 
 class ReplayTransform:
@@ -806,6 +864,8 @@ class ReplayTransform:
     position by that much. ``origin``: (lat, lon[, alt]) to re-centre the log's reference
     position on (then the shift is applied about it; with an altitude, AMSL altitudes move by
     the difference). ``keep_other_systems``: pass other systems' packets through unchanged.
+    Positions at lat = lon = 0 ("no fix") are never moved; a reference without a position
+    (a log that never has a fix) moves no position at all.
     """
 
     def __init__(
@@ -827,17 +887,20 @@ class ReplayTransform:
         self.sysid = sysid
         self.shift = (float(shift_east_m), float(shift_north_m))
         self.keep_other_systems = keep_other_systems
-        self._ref_proj = LocalProjection(reference.lat_deg, reference.lon_deg)
+        self._ref_proj: LocalProjection | None = None
+        if reference.lat_deg is not None and reference.lon_deg is not None:
+            self._ref_proj = LocalProjection(reference.lat_deg, reference.lon_deg)
+        self._target_proj = self._ref_proj
         self._dalt_m = 0.0
         if origin is not None:
             if len(origin) not in (2, 3):
                 raise ConfigError("origin must be lat,lon or lat,lon,alt")
             self._target_proj = LocalProjection(origin[0], origin[1])
-            if len(origin) == 3:
+            if len(origin) == 3 and reference.alt_m is not None:
                 self._dalt_m = float(origin[2]) - reference.alt_m
-        else:
-            self._target_proj = self._ref_proj
-        self._moves = origin is not None or self.shift != (0.0, 0.0)
+        moves_positions = self._ref_proj is not None and (
+            origin is not None or self.shift != (0.0, 0.0))
+        self._moves = moves_positions or self._dalt_m != 0.0
         self.mav = mavlink2.MAVLink(None)
         self.counters: Counter[str] = Counter()
         #: Newest GLOBAL_POSITION_INT sent (after the transform): the replay's truth.
@@ -850,7 +913,7 @@ class ReplayTransform:
     def _move(self, msg: Any, mtype: str) -> bool:
         changed = False
         fields = _POSITION_FIELDS.get(mtype)
-        if fields is not None:
+        if fields is not None and self._ref_proj is not None and self._target_proj is not None:
             lat_f, lon_f = fields
             lat, lon = getattr(msg, lat_f), getattr(msg, lon_f)
             if (lat, lon) != (0, 0) and abs(lat) <= 900_000_000:
@@ -861,12 +924,12 @@ class ReplayTransform:
                 setattr(msg, lat_f, max(-900_000_000, min(900_000_000, _e7(new_lat))))
                 setattr(msg, lon_f, _e7(new_lon))
                 changed = True
-        alt = _ALTITUDE_FIELDS.get(mtype)
-        if alt is not None and self._dalt_m != 0.0:
-            name, unit = alt
-            value = getattr(msg, name) + self._dalt_m / unit
-            setattr(msg, name, int(round(value)) if unit != 1.0 else float(value))
-            changed = True
+        if self._dalt_m != 0.0:
+            for name, unit in _amsl_altitude_fields(msg, mtype):
+                logged = getattr(msg, name)
+                value = logged + self._dalt_m / unit
+                setattr(msg, name, int(round(value)) if isinstance(logged, int) else float(value))
+                changed = True
         return changed
 
     def apply(self, msg: Any) -> bytes | None:
@@ -910,10 +973,11 @@ class ReplayTransform:
 
     def _note_position(self, msg: Any, mtype: str) -> None:
         if mtype == "GLOBAL_POSITION_INT":
+            known = (msg.lat, msg.lon) != (0, 0)  # 0, 0: the autopilot has no position (yet)
             self.last_position = {
                 "sysid": self.out_sysid,
-                "lat_deg": msg.lat * 1e-7,
-                "lon_deg": msg.lon * 1e-7,
+                "lat_deg": msg.lat * 1e-7 if known else None,
+                "lon_deg": msg.lon * 1e-7 if known else None,
                 "alt_amsl_m": msg.alt * 1e-3,
                 "alt_rel_m": msg.relative_alt * 1e-3,
                 "heading_deg": None if msg.hdg == _UINT16_MAX else msg.hdg * 0.01,
@@ -1089,8 +1153,11 @@ class VehicleSimulator:
     ``outputs``: MAVLink URLs; one shared by every vehicle, or one per vehicle (synthetic) /
     per transform (replay). ``truth_path``: JSON truth written every ``truth_period_s``.
     ``position_sink(sysid, lat, lon, height_m)``: called at the same period with the height
-    above home (e.g. the radio medium, whose nodes stand on the ground at height 0);
-    ``on_close`` runs once in :meth:`close` (e.g. closing the sink's socket).
+    above home (e.g. the radio medium, whose nodes stand on the ground at height 0), for every
+    vehicle whose position is known: a replayed vehicle without a fix (lat/lon None in the
+    truth) is not moved, which is logged once per vehicle and counted
+    (``positions_unknown_not_sent``). ``on_close`` runs once in :meth:`close` (e.g. closing
+    the sink's socket).
     """
 
     def __init__(
@@ -1134,6 +1201,7 @@ class VehicleSimulator:
         self.position_sink = position_sink
         self._clock = clock
         self.counters: Counter[str] = Counter()
+        self._unplaced_reported: set[int] = set()
         self.sim_time_s = 0.0
         if truth_path is not None:
             try:  # an unwritable truth file fails now, not half a second into the run
@@ -1171,11 +1239,21 @@ class VehicleSimulator:
             self._write_truth(wall, vehicles)
         if self.position_sink is not None:
             for v in vehicles:
+                if v["lat_deg"] is None or v["lon_deg"] is None:
+                    self._report_unplaced(v["sysid"])
+                    continue
                 try:
                     self.position_sink(v["sysid"], v["lat_deg"], v["lon_deg"], v["alt_rel_m"])
                 except (OSError, LoraTelemetryError) as exc:
                     self.counters["position_sink_errors"] += 1
                     log.debug("position sink: %s", exc)
+
+    def _report_unplaced(self, sysid: int) -> None:
+        self.counters["positions_unknown_not_sent"] += 1
+        if sysid not in self._unplaced_reported:
+            self._unplaced_reported.add(sysid)
+            log.warning("vehicle %d reports no position (lat/lon 0, 0: no fix): its radio stays "
+                        "where it registered in the medium until it reports one", sysid)
 
     def _serve_inputs(self, t: float) -> None:
         for output in self._outputs.values():
