@@ -61,3 +61,13 @@ def test_gateway_benchmark_shape(tmp_path: Path) -> None:
         assert key in data, key
     # Back to back at SF7: at most one 66.8 ms frame at a time (< 15 frames/s).
     assert 5 < data["frame_rate_hz"] < 1 / 0.066816
+
+
+def test_state_benchmark_shape(tmp_path: Path) -> None:
+    data = _run_bench(tmp_path, "state", "--writes", "20", "--slow-ms", "0,100", "--seconds", "1",
+                      "--dir", str(tmp_path))
+    assert [r["where"] for r in data["write_cost"]][0] == "disk"
+    for row in data["slow_disk"]:
+        # Group commit: a slow disk delays publication but loses no frame.
+        assert row["delivered"] == row["frames"] > 0
+        assert 0 < row["writes_per_frame"] <= 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import lora_telemetry
 from lora_telemetry.core.errors import ConfigError
 
-NAMES = ("codec", "rate", "swarm", "latency", "gateway", "throughput", "sx1276")
+NAMES = ("codec", "rate", "swarm", "latency", "gateway", "throughput", "sx1276", "state")
 
 
 def bench_dir() -> Path:
