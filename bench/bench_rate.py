@@ -64,7 +64,7 @@ from lora_telemetry.drone.config import DroneConfig  # noqa: E402
 from lora_telemetry.drone.runtime import DroneRuntime, SentFrame  # noqa: E402
 from lora_telemetry.drone.transmitters import LORAWAN_OVERHEAD, RawUplinkTransmitter  # noqa: E402
 from lora_telemetry.keyfile import DeviceKeys  # noqa: E402
-from lora_telemetry.radios.base import Radio, RxFrame, TxResult  # noqa: E402
+from lora_telemetry.radios.base import RawRadio, RxFrame, TxResult  # noqa: E402
 
 PAYLOAD_BYTES = tcodec.MAX_PAYLOAD_SIZE  # 16
 FRAME_BYTES = PAYLOAD_BYTES + LORAWAN_OVERHEAD  # 29
@@ -187,7 +187,7 @@ class FakeVehicle:
         return False
 
 
-class FakeRadio(Radio):
+class FakeRadio(RawRadio):
     """Sends instantly on the simulated clock; the clock advances by the time on air, as a
     real module blocks until its 'radio_tx_ok'."""
 
@@ -212,6 +212,12 @@ class FakeRadio(Radio):
 
     def receive(self, timeout: float) -> RxFrame | None:
         return None
+
+    def reconnect(self, timeout: float = 10.0) -> None:
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
 
     def close(self) -> None:
         pass

@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lora_telemetry.core.phy import PhySettings  # noqa: E402
-from lora_telemetry.radios.sx1276 import SX1276Radio  # noqa: E402
+from lora_telemetry.radios.sx1276.driver import SX1276Radio  # noqa: E402
 from lora_telemetry.sim.sx1276_emulator import InjectedRx, SX1276Emulator  # noqa: E402
 
 PHY = PhySettings(frequency_hz=869_525_000, sf=7, bandwidth_hz=125_000)  # thesis DR5 channel

@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm
+from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm, radio_mixes
 
 # Processes of one kind start together, a little after the kind they depend on (the drone and
 # ground nodes also retry their radios, so the delays only avoid noisy first attempts).
@@ -50,7 +50,9 @@ def _plan(context):
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument("uavs", default_value="4", description="number of UAVs"),
-        DeclareLaunchArgument("radios", default_value="mix", description="mix | rn2483 | ebyte"),
+        DeclareLaunchArgument("radios", default_value="mix",
+                              description="mix (every emulated family in turn) or one family: "
+                                          + " | ".join(radio_mixes()[1:])),
         DeclareLaunchArgument("log", default_value="",
                               description="comma-separated .tlog files to replay (default: synthetic)"),
         DeclareLaunchArgument("pattern", default_value="formation",

@@ -14,7 +14,7 @@ from lora_telemetry.drone.runtime import DroneRuntime
 from lora_telemetry.drone.transmitters import RawUplinkTransmitter
 from lora_telemetry.keyfile import DeviceKeys
 from lora_telemetry.radios.base import (
-    ModuleReset, Radio, RadioBusy, RadioDisconnected, RxFrame, TxResult,
+    ModuleReset, RadioBusy, RadioDisconnected, RawRadio, RxFrame, TxResult,
 )
 
 KEYS = DeviceKeys("uav1", 0x26011CA2, bytes(range(16)), bytes(range(16, 32)))
@@ -54,7 +54,7 @@ class FakeVehicle:
 
 
 @dataclass
-class FakeRadio(Radio):
+class FakeRadio(RawRadio):
     """Records what would go on the air; can fail on request."""
 
     clock: Clock
@@ -84,6 +84,12 @@ class FakeRadio(Radio):
 
     def close(self) -> None:
         self.closed = True
+
+    def reconnect(self, timeout: float = 10.0) -> None:
+        self.closed = False
+
+    def stats(self) -> dict[str, int]:
+        return {"sent": len(self.sent)}
 
 
 class Counters:

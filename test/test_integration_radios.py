@@ -22,9 +22,9 @@ import pytest
 
 from lora_telemetry.core import lorawan as lw
 from lora_telemetry.core.phy import PhySettings
-from lora_telemetry.radios.ebyte import EByteRadio
-from lora_telemetry.radios.rn2483 import RN2483Radio
-from lora_telemetry.radios.sx1276 import SX1276Radio
+from lora_telemetry.radios.ebyte.driver import EByteRadio
+from lora_telemetry.radios.rn2483.driver import RN2483Radio
+from lora_telemetry.radios.sx1276.driver import SX1276Radio
 from lora_telemetry.sim.ebyte_emulator import EByteEmulator
 from lora_telemetry.sim.medium import MediumClient
 from lora_telemetry.sim.rn2483_emulator import RN2483Emulator

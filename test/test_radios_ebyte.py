@@ -36,9 +36,9 @@ from lora_telemetry.radios.base import (
     RadioError,
     RadioTimeout,
 )
-from lora_telemetry.radios.ebyte import EByteRadio
-from lora_telemetry.radios import ebyte_protocol as ep
-from lora_telemetry.radios.ebyte_protocol import (
+from lora_telemetry.radios.ebyte.driver import EByteRadio
+from lora_telemetry.radios.ebyte import protocol as ep
+from lora_telemetry.radios.ebyte.protocol import (
     AirPacketFromHost,
     AirPacketFromModule,
     FrameParser,
@@ -482,7 +482,7 @@ def test_driver_send_waits_for_ready_and_answers_module_requests(
             assert result.finished >= result.started
             assert radio.receive(timeout=1.0) is None  # meanwhile the restart was answered
             peer.join(5)
-            assert radio.stats["resets"] == 1
+            assert radio.stats()["resets"] == 1
     assert peer.errors == [] and peer.done.is_set() and peer.extra == b""
 
 
@@ -718,7 +718,7 @@ def test_boot_request_crossing_the_configuration(tmp_path: Path, air: StubAir) -
         radio.configure(SEED_PHY)
         result = radio.send(SEED_DATA)
         assert result.finished - result.started >= SEED_PHY.time_on_air(48) * 0.9
-        assert len(air.transmissions) == 1 and radio.stats["resets"] == 0
+        assert len(air.transmissions) == 1 and radio.stats()["resets"] == 0
         assert radio.send(SEED_DATA).finished > result.finished
 
 
@@ -746,12 +746,12 @@ def test_fault_garbage_is_skipped_and_counted(tmp_path: Path) -> None:
         radio.configure(SEED_PHY)
         emu.inject_garbage()  # 13 37 40 53 EE 01 00 FF 40: a false header, type 0xEE
         assert radio.read_rssi() < -100
-        assert radio.parser_counters["unknown_type"] == 1
-        assert radio.parser_counters["discarded_bytes"] == 9
+        assert radio.stats()["parser.unknown_type"] == 1
+        assert radio.stats()["parser.discarded_bytes"] == 9
         # A false header announcing 16 bytes swallows the answer until the bytes stop coming.
         emu.inject_garbage(bytes.fromhex("4053801000"))
         assert radio.read_rssi() < -100
-        assert radio.parser_counters["stalled"] == 1
+        assert radio.stats()["parser.stalled"] == 1
 
 
 def test_fault_spontaneous_reset_is_answered(tmp_path: Path, air: StubAir) -> None:
@@ -760,7 +760,7 @@ def test_fault_spontaneous_reset_is_answered(tmp_path: Path, air: StubAir) -> No
         radio.set_rssi_threshold(-80)
         emu.reset()
         assert radio.receive(timeout=0.5) is None
-        assert radio.stats["resets"] == 1
+        assert radio.stats()["resets"] == 1
         assert emu.state == "rx" and emu.phy == SEED_PHY  # configuration restored
         assert emu.logic.rssi_threshold == -80  # and the forgotten threshold re-sent
         assert emu.counters["boots"] == 2
@@ -781,7 +781,7 @@ def test_fault_dropped_answers(tmp_path: Path) -> None:
     with node(tmp_path, "drop", None, answer_timeout=0.2, retries=2) as (emu, radio):
         emu.drop_answers(1)  # REQ_LORA_PARAMS lost: SET_LORA_MODES is sent again
         radio.configure(SEED_PHY)
-        assert radio.stats["retries"] == 1 and emu.counters["dropped_answers"] == 1
+        assert radio.stats()["retries"] == 1 and emu.counters["dropped_answers"] == 1
         emu.drop_answers(1)  # the REQ_AIR_PKT after the transmission is lost
         with pytest.raises(RadioTimeout, match="REQ_AIR_PKT"):
             radio.send(SEED_DATA, timeout=1.0)
@@ -806,7 +806,7 @@ def test_fault_unplugged_port(tmp_path: Path, air: StubAir) -> None:
         radio.reconnect(timeout=2.0)
         assert emu.state == "rx" and emu.phy == SEED_PHY
         radio.send(SEED_DATA)
-        assert radio.stats["reconnects"] == 1
+        assert radio.stats()["reconnects"] == 1
 
 
 def test_fault_busy_channel_blocks_transmission(tmp_path: Path, air: StubAir) -> None:

@@ -26,7 +26,7 @@ import pytest
 from lora_telemetry.core.lorawan import build_data_frame, decode_data_frame, parse_data_frame
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import EU433, EU868
-from lora_telemetry.radios import rn2483_protocol as P
+from lora_telemetry.radios.rn2483 import protocol as P
 from lora_telemetry.radios.base import (
     ModuleReset,
     NoSuchDevice,
@@ -35,7 +35,7 @@ from lora_telemetry.radios.base import (
     RadioError,
     RadioTimeout,
 )
-from lora_telemetry.radios.rn2483 import RN2483Radio
+from lora_telemetry.radios.rn2483.driver import RN2483Radio
 from lora_telemetry.sim.medium import MediumClient, MediumControl, MediumHub
 from lora_telemetry.sim.medium_model import MediumModel
 from lora_telemetry.sim.pty_port import PtyPort
@@ -511,7 +511,7 @@ def test_p2p_receive_reports_frame_snr_and_rssi_or_times_out(world):
     assert isinstance(frame.snr_db, float) and -128 <= frame.snr_db <= 127  # 2.5.5.16
     assert frame.rssi_dbm is not None and frame.rssi_dbm < 0  # firmware 1.0.5 has radio get rssi
     assert radio.receive(0.3) is None  # radio_err after the watchdog: a time-out, not an error
-    assert radio.stats.rx_timeouts == 1
+    assert radio.stats()["rx_timeouts"] == 1
     assert radio.raw("radio get wdt") == 300
 
 
@@ -534,7 +534,7 @@ def test_garbage_is_counted_not_fatal(world):
     assert radio.sys_get_hweui() == f"{emu.hweui:016X}"
     emu.inject_garbage(b"\x00\x01noise\r\nmac_tx_ok\r\n")
     assert radio.mac_get("dr") == 5  # typed answer: "noise" cannot pass for a data rate
-    assert radio.stats.garbage_lines >= 3 and radio.stats.garbage_bytes >= 7
+    assert radio.stats()["garbage_lines"] >= 3 and radio.stats()["garbage_bytes"] >= 7
 
 
 def test_dropped_answer_times_out_then_recovers(world):
@@ -547,7 +547,7 @@ def test_dropped_answer_times_out_then_recovers(world):
         radio.sys_get_hweui()
     assert time.monotonic() - t0 < 2.0
     assert radio.sys_get_hweui() == f"{emu.hweui:016X}"
-    assert radio.stats.timeouts == 1
+    assert radio.stats()["timeouts"] == 1
 
 
 def test_reset_while_idle_is_recovered_with_the_frame_counter(world):
@@ -560,7 +560,7 @@ def test_reset_while_idle_is_recovered_with_the_frame_counter(world):
     second = radio.mac_tx(1, b"\x02")  # re-applied automatically before this command
     assert (first.fcnt, second.fcnt) == (0, 1)
     assert parse_data_frame(emu.transmissions[-1][1]).fcnt == 1  # not 0 again: no replay
-    assert radio.stats.resets_detected == 1 and radio.stats.reconfigurations == 1
+    assert radio.stats()["resets_detected"] == 1 and radio.stats()["reconfigurations"] == 1
 
 
 def test_reset_during_an_uplink_raises_then_recovers(world):
@@ -592,7 +592,7 @@ def test_reset_during_configuration_is_transparent(world):
     emu.inject_reset()  # radio settings back to defaults (sf12, 868.1 MHz, 2.5.5)
     radio.configure(dataclasses.replace(phy, sf=8))
     assert (emu.radio.sf, emu.radio.freq, emu.mac.paused) == (8, 869_525_000, True)
-    assert radio.stats.resets_detected == 1
+    assert radio.stats()["resets_detected"] == 1
 
 
 def test_unplug_raises_disconnected_and_reopen_reapplies(world):
@@ -604,12 +604,12 @@ def test_unplug_raises_disconnected_and_reopen_reapplies(world):
     time.sleep(0.1)
     with pytest.raises(RadioDisconnected):
         radio.send(b"\x01")
-    radio.reopen(timeout=5.0)
+    radio.reconnect(timeout=5.0)
     assert (emu.radio.sf, emu.radio.freq, emu.mac.paused) == (8, 868_500_000, True)
     sniffer = world.sniffer(phy)
     radio.send(b"\x02")
     assert sniffer.next_frame().data == b"\x02"
-    assert radio.stats.reconnects == 1
+    assert radio.stats()["reconnects"] == 1
 
 
 def test_unplugged_for_good_gives_up_in_time(world):
@@ -621,7 +621,7 @@ def test_unplugged_for_good_gives_up_in_time(world):
         radio.sys_get_hweui()
     t0 = time.monotonic()
     with pytest.raises(RadioDisconnected):
-        radio.reopen(timeout=0.5)
+        radio.reconnect(timeout=0.5)
     assert time.monotonic() - t0 < 2.0
 
 
@@ -677,7 +677,7 @@ def test_sim_module_process_serves_a_pty_and_a_control_socket(tmp_path):
             assert sock.recv(200).startswith(b"error: unknown command")
             time.sleep(0.1)
             assert radio.sys_get_hweui()  # still fine after the noise
-            assert radio.stats.garbage_lines == 1
+            assert radio.stats()["garbage_lines"] == 1
     finally:
         sock.close()
         proc.terminate()

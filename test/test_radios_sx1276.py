@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings
-from lora_telemetry.radios import sx1276_regs as R
+from lora_telemetry.radios.sx1276 import registers as R
 from lora_telemetry.radios.base import NoSuchDevice, RadioDisconnected, RadioError, RadioTimeout
-from lora_telemetry.radios.gpio import MissingDriverLibrary, RisingEdgeLine
-from lora_telemetry.radios.sx1276 import SX1276Radio, SX1276Wiring
+from lora_telemetry.radios.sx1276.gpio import MissingDriverLibrary, RisingEdgeLine
+from lora_telemetry.radios.sx1276.driver import SX1276Radio, SX1276Wiring
 from lora_telemetry.sim.sx1276_emulator import InjectedRx, SX1276Emulator
 
 # The thesis configuration: configFrequency (thesis line ~7908) and configSF[0] = SF7, BW 125 kHz.
@@ -583,7 +583,7 @@ def _fake_gpiod(calls):
 
 
 def test_gpiod_adapter(monkeypatch, tmp_path):
-    from lora_telemetry.radios.gpio import GpiodChip
+    from lora_telemetry.radios.sx1276.gpio import GpiodChip
 
     calls: list = []
     gpiod, line = _fake_gpiod(calls)

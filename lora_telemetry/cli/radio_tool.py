@@ -1,12 +1,13 @@
-"""`lora-telemetry radio info|send|listen`: talk to a serial LoRa module (RN2483 or EByte).
+"""`lora-telemetry radio info|send|listen`: talk to a serial LoRa module of any family.
 
 Works the same on a real module (``--port /dev/ttyUSB0``) and on an emulated one
-(``--port /tmp/lora_sim/uav1.tty`` from ``lora-telemetry sim module``). The driver is chosen
-with ``--type``; the EByte driver is imported only when asked for.
+(``--port /tmp/lora_sim/uav1.tty`` from ``lora-telemetry sim module``). ``--type`` picks the
+family from the registry (radios/registry.py); its driver is imported only when asked for.
 
 * ``info``: what the module reports (firmware, EUI, names, counters).
-* ``send``: raw-radio (``--mode p2p``, any module) or LoRaWAN ABP uplinks (``--mode lorawan``,
-  RN2483 only; keys from a key file made by ``lora-telemetry keys generate``).
+* ``send``: raw-radio (``--mode p2p``, any module) or LoRaWAN ABP uplinks through the module's
+  own stack (``--mode lorawan``, families with one; keys from a key file made by
+  ``lora-telemetry keys generate``).
 * ``listen``: raw-radio reception, one line (or JSON object) per frame.
 """
 
@@ -20,10 +21,11 @@ from typing import Any
 from lora_telemetry.cli.output import emit
 from lora_telemetry.core import phy as lphy
 from lora_telemetry.core.errors import ConfigError
-from lora_telemetry.radios.base import Radio
-
-#: Default carrier per module type when --freq is not given (EByte modules are 433 MHz parts).
-_DEFAULT_FREQ_HZ = {"rn2483": 868_100_000, "ebyte": 433_175_000}
+from lora_telemetry.core.regions import get_region, region_for_frequency, region_names
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.base import (
+    AbpSession, Capability, ModuleLoRaWAN, Radio, RawReceive, RawTransmit,
+)
 
 
 def _int_auto(text: str) -> int:
@@ -35,21 +37,26 @@ def _int_auto(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     radio = subparsers.add_parser(
-        "radio", help="talk to a serial LoRa module (RN2483, EByte): info, send, listen",
+        "radio", help="talk to a serial LoRa module (" + ", ".join(registry.module_family_names())
+        + "): info, send, listen",
         description=__doc__.splitlines()[0],
     )
     sub = radio.add_subparsers(dest="radio_command", metavar="ACTION", required=True)
 
     port = argparse.ArgumentParser(add_help=False)
-    port.add_argument("--type", choices=("rn2483", "ebyte"), required=True, help="module family")
+    port.add_argument("--type", choices=registry.module_family_names(), required=True,
+                      help="module family")
     port.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    port.add_argument("--baud", type=int, help="baud rate (default: the module's, 57600 RN2483)")
+    port.add_argument("--baud", type=int, help="baud rate (default: the family's: " + ", ".join(
+        f"{f.name} {f.serial}" for f in registry.module_families()) + ")")
 
     link = argparse.ArgumentParser(add_help=False)
     link.add_argument("--mode", choices=("p2p", "lorawan"), default="p2p",
-                      help="raw radio frames (default) or LoRaWAN ABP uplinks (RN2483)")
-    link.add_argument("--freq", type=int, help="carrier in Hz (default 868100000 RN2483, "
-                      "433175000 EByte; LoRaWAN: the band's first default channel)")
+                      help="raw radio frames (default) or LoRaWAN ABP uplinks through the "
+                           "module's own stack")
+    link.add_argument("--freq", type=int, help="carrier in Hz (default: the family's, " + ", ".join(
+        f"{f.name} {f.default_frequency_hz}" for f in registry.module_families())
+        + "; LoRaWAN: the region's first default channel)")
     link.add_argument("--sf", default="7", help="P2P spreading factor 7..12 (default 7)")
     link.add_argument("--bw", default="125", help="P2P bandwidth in kHz (default 125)")
     link.add_argument("--cr", default="4/5", help="P2P coding rate 4/5..4/8 (default 4/5)")
@@ -64,13 +71,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     link.add_argument("--no-crc", action="store_const", const="off", dest="crc",
                       help=argparse.SUPPRESS)
     link.add_argument("--implicit-length", type=int, metavar="N",
-                      help="P2P implicit header with fixed payload length N (EByte)")
-    link.add_argument("--band", type=int, choices=(868, 433), default=868,
-                      help="LoRaWAN band for `mac reset` (default 868)")
+                      help="P2P implicit header with fixed payload length N (families that have it)")
+    link.add_argument("--region", choices=region_names(),
+                      help="LoRaWAN band plan (default: the one holding --freq, else EU868)")
     link.add_argument("--dr", type=int, default=5, help="LoRaWAN data rate (default 5)")
-    link.add_argument("--pwridx", type=int, default=1, help="LoRaWAN power index (default 1)")
-    link.add_argument("--dcycle", type=int, default=99,
-                      help="`mac set ch dcycle` X: duty cycle 100/(X+1) %% (default 99 = 1 %%)")
+    link.add_argument("--pwridx", type=int, default=1, help="LoRaWAN TXPower index (default 1)")
+    link.add_argument("--duty-cycle", type=float, default=0.01,
+                      help="duty cycle the module enforces on the channel (default 0.01 = 1 %%)")
     link.add_argument("--key-file", help="key file (lora-telemetry keys generate)")
     link.add_argument("--device", help="device name in the key file")
     link.add_argument("--upctr", type=int, help="LoRaWAN uplink frame counter to start from")
@@ -97,22 +104,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def open_radio(kind: str, port: str, baud: int | None = None,
                implicit_length: int | None = None) -> Radio:
-    """The driver for ``kind`` on ``port`` (EByte imported lazily)."""
-    if kind == "rn2483":
-        from lora_telemetry.radios.rn2483 import RN2483Radio
-        if implicit_length:
-            raise ConfigError("the RN2483 radio has no implicit-header mode; drop --implicit-length")
-        return RN2483Radio(port) if baud is None else RN2483Radio(port, baud)
-    if kind == "ebyte":
-        from lora_telemetry.radios.ebyte import EByteRadio
-        options = {"implicit_length": implicit_length} if implicit_length else {}
-        return EByteRadio(port, **options) if baud is None else EByteRadio(port, baud, **options)
-    raise ConfigError(f"unknown module type {kind!r}; use rn2483 or ebyte")
+    """The driver of family ``kind`` on ``port`` (imported on first use)."""
+    spec = registry.module_family(kind)
+    if implicit_length:
+        if "implicit_length" not in spec.driver_options:
+            raise ConfigError(f"the {spec.title} has no implicit-header mode; drop "
+                              "--implicit-length")
+        return spec.open_serial(port, baud, implicit_length=implicit_length)
+    return spec.open_serial(port, baud)
 
 
 def p2p_phy(args: argparse.Namespace) -> lphy.PhySettings:
     return lphy.PhySettings(
-        frequency_hz=args.freq or _DEFAULT_FREQ_HZ[args.type],
+        frequency_hz=args.freq or registry.module_family(args.type).default_frequency_hz,
         sf=lphy.parse_spreading_factor(args.sf),
         bandwidth_hz=lphy.parse_bandwidth(args.bw),
         coding_rate=lphy.parse_coding_rate(args.cr),
@@ -137,42 +141,58 @@ def _payload(args: argparse.Namespace) -> bytes:
 def run_info(args: argparse.Namespace) -> int:
     with open_radio(args.type, args.port, args.baud,
                     getattr(args, "implicit_length", None)) as radio:
-        info: dict[str, Any] = dict(radio.info()) if hasattr(radio, "info") else {}
+        info: dict[str, Any] = dict(radio.info())
         info.setdefault("name", radio.name)
         emit(args, info)
     return 0
 
 
-def _lorawan_setup(radio: Any, args: argparse.Namespace) -> None:
-    if args.type != "rn2483":
-        raise ConfigError("--mode lorawan needs --type rn2483 (the EByte firmware is raw LoRa)")
+def _check_lorawan(args: argparse.Namespace) -> None:
+    spec = registry.module_family(args.type)
+    if not spec.has(Capability.MODULE_LORAWAN):
+        with_stack = [f.name for f in registry.module_families()
+                      if f.has(Capability.MODULE_LORAWAN)]
+        raise ConfigError(f"--mode lorawan needs a module with its own LoRaWAN stack "
+                          f"(--type {' or '.join(with_stack)}); the {spec.title} sends raw LoRa")
     if not args.key_file or not args.device:
         raise ConfigError("--mode lorawan needs --key-file and --device (keys never go on the "
                           "command line)")
+
+
+def _lorawan_setup(radio: ModuleLoRaWAN, args: argparse.Namespace) -> None:
     from lora_telemetry import keyfile
-    from lora_telemetry.radios.rn2483 import BAND_REGIONS
 
     keys = keyfile.device_keys(args.key_file, args.device)
-    freq = args.freq or BAND_REGIONS[args.band].default_channels_hz[0]
-    radio.lorawan_setup(args.band, freq, args.dr, args.pwridx, keys.devaddr, keys.nwkskey,
-                        keys.appskey, args.dcycle, upctr=args.upctr)
+    if args.region:
+        region = get_region(args.region)
+    else:
+        region = region_for_frequency(args.freq) if args.freq else get_region("EU868")
+    radio.join_abp(AbpSession(
+        region=region, frequency_hz=args.freq or region.default_channels_hz[0],
+        data_rate=args.dr, tx_power_index=args.pwridx, devaddr=keys.devaddr,
+        nwkskey=keys.nwkskey, appskey=keys.appskey, duty_cycle=args.duty_cycle,
+        uplink_counter=args.upctr))
 
 
 def run_send(args: argparse.Namespace) -> int:
     payload = _payload(args)
     if args.count < 1:
         raise ConfigError("--count must be at least 1")
+    if args.mode == "lorawan":
+        _check_lorawan(args)
     with open_radio(args.type, args.port, args.baud,
                     getattr(args, "implicit_length", None)) as radio:
         if args.mode == "lorawan":
+            assert isinstance(radio, ModuleLoRaWAN)  # the family's declared capability
             _lorawan_setup(radio, args)
         else:
+            assert isinstance(radio, RawTransmit)
             radio.configure(p2p_phy(args))
         for i in range(args.count):
             if i and args.interval > 0:
                 time.sleep(args.interval)
-            if args.mode == "lorawan":
-                res = radio.mac_tx(args.fport, payload, confirmed=args.confirmed)
+            if isinstance(radio, ModuleLoRaWAN) and args.mode == "lorawan":
+                res = radio.send_uplink(args.fport, payload, confirmed=args.confirmed)
                 row: dict[str, Any] = {"frame": i + 1, "fcnt": res.fcnt, "bytes": len(payload),
                                        "airtime_ms": res.airtime_s * 1000.0,
                                        "duration_ms": (res.finished - res.started) * 1000.0}
@@ -180,6 +200,7 @@ def run_send(args: argparse.Namespace) -> int:
                     row.update(downlink_port=res.downlink.port,
                                downlink_hex=res.downlink.data.hex())
             else:
+                assert isinstance(radio, RawTransmit)
                 res = radio.send(payload)
                 row = {"frame": i + 1, "bytes": len(payload), "airtime_ms": res.airtime_s * 1000.0,
                        "duration_ms": (res.finished - res.started) * 1000.0}
@@ -195,6 +216,7 @@ def run_listen(args: argparse.Namespace) -> int:
     end = time.monotonic() + args.duration
     with open_radio(args.type, args.port, args.baud,
                     getattr(args, "implicit_length", None)) as radio:
+        assert isinstance(radio, RawReceive)  # every module family receives raw frames
         radio.configure(p2p_phy(args))
         while (args.count is None or received < args.count) and time.monotonic() < end:
             frame = radio.receive(min(1.0, max(0.05, end - time.monotonic())))

@@ -1,5 +1,7 @@
 """`lora-telemetry sim module`: run an emulated serial LoRa module on a pseudo-terminal.
 
+The family (``--type``) and its own options come from the radio registry (radios/registry.py).
+
 Prints the path a driver should open (the stable link, e.g. ``/tmp/lora_sim/uav1.tty``) as the
 first line of stdout (a JSON object with ``--json``), then serves until SIGTERM/Ctrl-C. The
 module joins the radio medium (``--medium host:port``, else ``$LORA_TELEMETRY_MEDIUM``, else
@@ -27,10 +29,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.radios import registry
+
+
+def _emulated_modules() -> list[registry.FamilySpec]:
+    return registry.families(role=registry.Role.SERIAL_MODULE, emulated=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", choices=("rn2483", "ebyte"), required=True,
+    parser.add_argument("--type", choices=[f.name for f in _emulated_modules()], required=True,
                         help="module family to emulate")
     parser.add_argument("--name", required=True, help="node name on the medium, e.g. uav1")
     parser.add_argument("--link", metavar="PATH",
@@ -43,15 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x", type=float, default=0.0, help="east position in m (0)")
     parser.add_argument("--y", type=float, default=0.0, help="north position in m (0)")
     parser.add_argument("--z", type=float, default=0.0, help="height in m (0)")
-    parser.add_argument("--band", type=int, choices=(868, 433), default=868,
-                        help="RN2483: band after a factory reset (868)")
-    parser.add_argument("--firmware", default="1.0.5",
-                        help="RN2483: firmware version in the banner (1.0.5)")
-    parser.add_argument("--seed", type=int, help="RN2483: seed for channel choice/nonces")
-    parser.add_argument("--rx-windows", choices=("full", "detect"), default="full",
-                        help="RN2483: keep LoRaWAN receive windows open for the longest "
-                             "downlink (full, default) or only for preamble detection "
-                             "(detect: real mac_tx_ok timing, no downlinks)")
+    for spec in _emulated_modules():  # each family's own options (radios/<family>/)
+        group = parser.add_argument_group(f"{spec.title} ({spec.name})")
+        for option in spec.emulator_options:
+            group.add_argument(f"--{option.name.replace('_', '-')}", dest=f"{spec.name}_{option.name}",
+                               type=option.type, default=option.default, choices=option.choices,
+                               help=option.help)
     parser.add_argument("--control", metavar="PATH",
                         help="Unix datagram socket accepting fault-injection commands")
     parser.add_argument("--verbose", action="store_true", help="log the emulator's events")
@@ -62,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     from lora_telemetry.cli.sim_group import get_sim_subparsers
 
     parser = get_sim_subparsers(subparsers, common).add_parser(
-        "module", parents=[common], help="run an emulated RN2483 or EByte module on a pty",
+        "module", parents=[common], help="run an emulated serial LoRa module on a pty",
         description=__doc__.splitlines()[0],
     )
     add_arguments(parser)
@@ -71,18 +75,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def make_emulator(kind: str, name: str, link: str | None, medium_client: Any,
                   args: argparse.Namespace | None = None) -> Any:
-    """The emulator of ``kind`` (imported lazily: each family is its own module)."""
-    if kind == "rn2483":
-        from lora_telemetry.sim.rn2483_emulator import RN2483Emulator
-        options: dict[str, Any] = {}
-        if args is not None:
-            options = {"band": args.band, "firmware": args.firmware, "seed": args.seed,
-                       "rx_windows": args.rx_windows}
-        return RN2483Emulator(name, link, medium_client, **options)
-    if kind == "ebyte":
-        from lora_telemetry.sim.ebyte_emulator import EByteEmulator
-        return EByteEmulator(name, link, medium_client)
-    raise ConfigError(f"unknown module type {kind!r}; use rn2483 or ebyte")
+    """The emulator of family ``kind`` with its options from ``args`` (imported lazily)."""
+    spec = registry.family(kind)
+    options: dict[str, Any] = {}
+    if args is not None:
+        options = {o.name: getattr(args, f"{spec.name}_{o.name}") for o in spec.emulator_options}
+    return spec.emulator_class()(name, link, medium_client, **options)
 
 
 def apply_control(emulator: Any, text: str) -> str:

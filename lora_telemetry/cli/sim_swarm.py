@@ -26,7 +26,9 @@ from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.processes import ProcessError, ProcessGroup
-from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm, ros_env, start_swarm
+from lora_telemetry.sim.swarm import (
+    LORAWAN_MODES, SwarmOptions, plan_swarm, radio_mixes, ros_env, start_swarm,
+)
 
 #: Frames sent in the last seconds of a run may still be on their way: they do not count.
 CLOSING_MARGIN_S = 3.0
@@ -47,8 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=0.0,
                    help="seconds to run after start-up (default: until Ctrl-C)")
     p.add_argument("--summary-json", metavar="PATH", help="write per-UAV results here at the end")
-    p.add_argument("--radios", choices=("mix", "rn2483", "ebyte"), default="mix",
-                   help="module per UAV: mix alternates RN2483 and EByte (default)")
+    p.add_argument("--radios", choices=radio_mixes(), default="mix",
+                   help="module per UAV: mix cycles through every emulated family (default), "
+                        "or one family for all")
     p.add_argument("--log", action="append", default=[], metavar="TLOG",
                    help="replay this flight log instead of synthetic vehicles (repeatable)")
     p.add_argument("--pattern", choices=("formation", "circle", "lawnmower"), default="formation")
@@ -56,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sf", type=int, default=7, help="spreading factor (default 7)")
     p.add_argument("--seed", type=int, default=1, help="radio medium seed")
     p.add_argument("--speed", type=float, default=1.0, help="vehicle simulation time factor")
-    p.add_argument("--rn2483-mode", choices=("raw", "module"), default="raw",
-                   help="RN2483 LoRaWAN framing: ours over radio tx (raw) or the module's mac tx")
+    p.add_argument("--lorawan-mode", choices=LORAWAN_MODES, default="raw",
+                   help="LoRaWAN framing: ours over the module's raw radio (raw, default), or "
+                        "the module's own stack where it has one (module)")
     p.add_argument("--run-dir", metavar="DIR",
                    help="keep keys, parameters and logs here (default: a temporary directory)")
     p.add_argument("--warmup", type=float, default=8.0,
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     options = SwarmOptions(uavs=args.uavs, radios=args.radios, logs=tuple(args.log),
                            pattern=args.pattern, update_period_s=args.period,
                            spreading_factor=args.sf, seed=args.seed, speed=args.speed,
-                           rn2483_mode=args.rn2483_mode)
+                           lorawan_mode=args.lorawan_mode)
     keep = args.run_dir is not None
     run_dir = Path(args.run_dir) if keep else Path(tempfile.mkdtemp(prefix="lora_sim_swarm_"))
     plan = plan_swarm(options, run_dir)

@@ -451,3 +451,15 @@ def get_region(name: str) -> Region:
             f"unknown LoRaWAN region {name!r}; known: " + ", ".join(region_names())
         )
     return _LOOKUP[_key(name)]
+
+
+def region_for_frequency(frequency_hz: int) -> Region:
+    """The band plan whose band holds ``frequency_hz`` (433.175 MHz -> EU433, 869.525 MHz ->
+    EU868); ConfigError naming the bands when none does. The one place the question "which
+    LoRaWAN region is this channel in" is answered (module set-up, emulators, planners)."""
+    for region in REGIONS.values():
+        if region.freq_min_hz <= frequency_hz <= region.freq_max_hz:
+            return region
+    bands = ", ".join(f"{r.name} {r.freq_min_hz / 1e6:g}-{r.freq_max_hz / 1e6:g} MHz"
+                      for r in REGIONS.values())
+    raise ConfigError(f"{frequency_hz / 1e6:g} MHz lies in no LoRaWAN band plan ({bands})")

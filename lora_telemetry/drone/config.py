@@ -12,11 +12,11 @@ from lora_telemetry.core.dutycycle import POLICIES
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
 from lora_telemetry.params import check_origin, coerce, missing_parameters
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.base import Capability
 from lora_telemetry.persist import default_state_dir
 
-RADIO_TYPES = ("rn2483", "ebyte")
 LORAWAN_MODES = ("raw", "module")
-DEFAULT_BAUD = {"rn2483": 57600, "ebyte": 115200}
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class DroneConfig:
     fcnt_state_file: str = ""
     mavlink_system_id: int = 0
     vehicle_family: str = "arducopter"
-    radio_type: str = "rn2483"
+    radio_type: str = registry.DEFAULT_MODULE_FAMILY
     radio_baud: int = 0
     lorawan_mode: str = "raw"
     frequency_hz: int = 433_175_000
@@ -60,14 +60,17 @@ class DroneConfig:
         if not self.uav_name or not self.uav_name.replace("_", "").isalnum():
             raise ConfigError(f"uav_name {self.uav_name!r} must be letters, digits and '_' "
                               "(it becomes part of topic names)")
-        if self.radio_type not in RADIO_TYPES:
-            raise ConfigError(f"radio_type {self.radio_type!r} must be one of {', '.join(RADIO_TYPES)}")
+        family = self.family  # validates radio_type
         if self.lorawan_mode not in LORAWAN_MODES:
             raise ConfigError(f"lorawan_mode {self.lorawan_mode!r} must be 'raw' (our LoRaWAN "
-                              "framing over the module's radio) or 'module' (RN2483's own stack)")
-        if self.lorawan_mode == "module" and self.radio_type != "rn2483":
-            raise ConfigError("lorawan_mode 'module' needs an RN2483: the EByte firmware has no "
-                              "LoRaWAN stack; use lorawan_mode 'raw'")
+                              "framing over the module's radio) or 'module' (the module's own "
+                              "LoRaWAN stack)")
+        if self.lorawan_mode == "module" and not family.has(Capability.MODULE_LORAWAN):
+            with_stack = [f.name for f in registry.module_families()
+                          if f.has(Capability.MODULE_LORAWAN)]
+            raise ConfigError(f"lorawan_mode 'module' needs a module with its own LoRaWAN stack "
+                              f"({', '.join(with_stack)}): the {family.title} has none; use "
+                              "lorawan_mode 'raw'")
         if self.duty_cycle_policy not in POLICIES:
             raise ConfigError(f"duty_cycle_policy must be one of {', '.join(POLICIES)}")
         if not 0.0 <= self.duty_cycle_cap <= 1.0:
@@ -95,7 +98,12 @@ class DroneConfig:
 
     @property
     def baud(self) -> int:
-        return self.radio_baud or DEFAULT_BAUD[self.radio_type]
+        return self.radio_baud or self.family.default_baud
+
+    @property
+    def family(self) -> registry.FamilySpec:
+        """The radio family of radio_type (a serial module family of the registry)."""
+        return registry.module_family(self.radio_type)
 
     @property
     def phy(self) -> PhySettings:

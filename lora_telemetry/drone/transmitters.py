@@ -3,10 +3,11 @@
 Two ways, one interface:
 
 * `RawUplinkTransmitter`: the core builds and secures the LoRaWAN frame (AES, MIC, our
-  persisted counter) and the module sends it as a raw LoRa frame (RN2483 `radio tx`, EByte
-  AIR_PKT). Works with every module, and the node controls every byte.
-* `ModuleUplinkTransmitter`: the RN2483's own LoRaWAN stack frames it (`mac tx`), as the
-  thesis did; the node keeps the module's upctr in step with its persisted counter.
+  persisted counter) and the module sends it as a raw LoRa frame (`RawTransmit`). Works with
+  every family, and the node controls every byte.
+* `ModuleUplinkTransmitter`: the module's own LoRaWAN stack frames it (`ModuleLoRaWAN`, e.g.
+  the RN2483's `mac tx`, as the thesis did); the node keeps the module's uplink counter in
+  step with its persisted counter.
 
 Both open the module lazily and can be reopened after an unplugged port or a module reset.
 """
@@ -19,9 +20,10 @@ from typing import Callable
 
 from lora_telemetry.core import lorawan as lw
 from lora_telemetry.core.phy import PhySettings
-from lora_telemetry.core.regions import get_region
+from lora_telemetry.core.regions import region_for_frequency
 from lora_telemetry.keyfile import DeviceKeys
-from lora_telemetry.radios.base import Radio, RadioError
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.base import AbpSession, ModuleLoRaWAN, RawTransmit, Radio, RadioError
 
 LORAWAN_OVERHEAD = 13  # MHDR 1 + FHDR 7 + FPort 1 + MIC 4 (no FOpts)
 
@@ -82,6 +84,10 @@ class UplinkTransmitter(abc.ABC):
             raise RadioError("radio is not open")
         return self.radio
 
+    def stats(self) -> dict[str, int | float]:
+        """The open driver's counters (empty while closed)."""
+        return dict(self.radio.stats()) if self.radio is not None else {}
+
     @abc.abstractmethod
     def _setup(self, radio: Radio) -> None:
         """Configure a freshly opened module."""
@@ -93,45 +99,51 @@ class UplinkTransmitter(abc.ABC):
 
 class RawUplinkTransmitter(UplinkTransmitter):
     def _setup(self, radio: Radio) -> None:
+        if not isinstance(radio, RawTransmit):
+            raise RadioError(f"{radio.name} cannot send raw LoRa frames")
         radio.configure(self.phy)
 
     def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
+        radio = self._radio()
+        assert isinstance(radio, RawTransmit)  # checked when it was opened
         frame = self._frame(fport, payload, fcnt)
-        result = self._radio().send(frame)
+        result = radio.send(frame)
         return UplinkReport(fcnt, frame, result.airtime_s, result.started, result.finished)
 
 
 class ModuleUplinkTransmitter(UplinkTransmitter):
-    """RN2483 `mac` stack, ABP on one channel (thesis end-node set-up)."""
+    """The module's own LoRaWAN stack, ABP on one channel (the thesis's end-node set-up)."""
+
+    #: What the module itself enforces on the channel (10 %, as the thesis set the RN2483's
+    #: dcycle to 9); the node's own ledger enforces the sub-band's legal limit on top.
+    MODULE_DUTY_CYCLE = 0.1
 
     def __init__(self, radio_factory: RadioFactory, phy: PhySettings, keys: DeviceKeys,
                  *, next_fcnt: Callable[[], int]) -> None:
         super().__init__(radio_factory, phy, keys)
         self._next_fcnt = next_fcnt
-        self.band = 433 if phy.frequency_hz < 500_000_000 else 868
-        region = get_region("EU433" if self.band == 433 else "EU868")
-        matches = [dr for dr, rate in region.data_rates.items()
-                   if rate.is_lora and rate.sf == phy.sf and rate.bandwidth_hz == phy.bandwidth_hz]
-        if not matches:
-            raise RadioError(f"SF{phy.sf}/{phy.bandwidth_hz} Hz is no LoRaWAN data rate of {region.name}")
-        self.dr = matches[0]
-        # pwridx: the region's TXPower index closest to the requested power (spec 7.1.3/7.4.3).
+        self.region = region = region_for_frequency(phy.frequency_hz)
+        self.dr = region.dr_for(phy.sf, phy.bandwidth_hz)  # ConfigError if it is none
+        # The region's TXPower index closest to the requested power (spec 7.1.3/7.4.3).
         want = phy.tx_power_dbm if phy.tx_power_dbm is not None else region.default_tx_power_dbm
-        self.pwridx = min(region.tx_power_dbm, key=lambda i: abs(region.tx_power_dbm[i] - want))
+        self.tx_power_index = min(region.tx_power_dbm,
+                                  key=lambda i: abs(region.tx_power_dbm[i] - want))
 
     def _setup(self, radio: Radio) -> None:
-        # dcycle 9 = 10 % (100/(X+1) %, command reference 2.4.8.19.2) as the thesis set it;
-        # the node's own ledger enforces the legal limit of the sub-band on top.
-        radio.lorawan_setup(  # type: ignore[attr-defined]
-            self.band, self.phy.frequency_hz, self.dr, self.pwridx, self.keys.devaddr,
-            self.keys.nwkskey, self.keys.appskey, dcycle=9, upctr=self._next_fcnt(), save=False,
-        )
+        if not isinstance(radio, ModuleLoRaWAN):
+            raise RadioError(f"{radio.name} has no LoRaWAN stack of its own; use lorawan_mode raw")
+        radio.join_abp(AbpSession(
+            region=self.region, frequency_hz=self.phy.frequency_hz, data_rate=self.dr,
+            tx_power_index=self.tx_power_index, devaddr=self.keys.devaddr,
+            nwkskey=self.keys.nwkskey, appskey=self.keys.appskey,
+            duty_cycle=self.MODULE_DUTY_CYCLE, uplink_counter=self._next_fcnt()))
 
     def send(self, fport: int, payload: bytes, fcnt: int) -> UplinkReport:
         radio = self._radio()
-        if radio.upctr != fcnt:  # type: ignore[attr-defined]
-            radio.mac_set_upctr(fcnt)  # type: ignore[attr-defined]
-        result = radio.mac_tx(fport, payload)  # type: ignore[attr-defined]
+        assert isinstance(radio, ModuleLoRaWAN)  # checked when it was opened
+        if radio.uplink_counter != fcnt:
+            radio.set_uplink_counter(fcnt)
+        result = radio.send_uplink(fport, payload)
         # LoRaWAN framing is deterministic (keys, DevAddr, counter, payload; no FOpts/ADR here),
         # so this is the frame the module put on the air, for lora/tx and the statistics.
         frame = self._frame(fport, payload, fcnt)
@@ -139,11 +151,9 @@ class ModuleUplinkTransmitter(UplinkTransmitter):
 
 
 def radio_factory(radio_type: str, port: str, baud: int) -> RadioFactory:
-    """A callable that opens the configured module (drivers imported lazily)."""
+    """A callable that opens the configured module (its driver imported on first use)."""
+    spec = registry.module_family(radio_type)
+
     def make() -> Radio:
-        if radio_type == "rn2483":
-            from lora_telemetry.radios.rn2483 import RN2483Radio
-            return RN2483Radio(port, baud)
-        from lora_telemetry.radios.ebyte import EByteRadio
-        return EByteRadio(port, baud)
+        return spec.open_serial(port, baud)
     return make

@@ -15,7 +15,8 @@ from lora_telemetry.core.gateway import Gateway, Verdict
 from lora_telemetry.ground.config import GroundConfig
 from lora_telemetry.ground.delivery import DurableDelivery
 from lora_telemetry.persist import GroundCounterStore, session_fingerprint
-from lora_telemetry.radios.base import Radio, RadioError, RxFrame
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.base import RadioError, RawReceive, RxFrame
 
 FrameCallback = Callable[[RxFrame, Verdict], None]
 
@@ -31,24 +32,19 @@ def restore_counters(gateway: Gateway, store: GroundCounterStore) -> dict[int, s
     return sessions
 
 
-def open_gateway_radio(config: GroundConfig) -> Radio:
-    """The configured SX1276: on SPI, or the emulated chip on the simulated medium."""
-    from lora_telemetry.radios.sx1276 import SX1276Radio, SX1276Wiring
+def open_gateway_radio(config: GroundConfig) -> RawReceive:
+    """The configured gateway transceiver: on SPI, or the registry's emulated chip (the
+    virtual backend) on the simulated medium."""
+    from lora_telemetry.radios.sx1276.driver import SX1276Radio, SX1276Wiring
 
+    radio: RawReceive
     if config.radio == "emulator":
-        from lora_telemetry.sim.medium import MediumClient
-        from lora_telemetry.sim.sx1276_emulator import SX1276Emulator
-
-        hub = None
-        if config.medium:
-            host, _, port = config.medium.rpartition(":")
-            hub = (host or "127.0.0.1", int(port))
-        client = MediumClient(config.gateway_id, hub=hub,
-                              position_m=(config.gateway_x_m, config.gateway_y_m, config.gateway_z_m))
-        chip = SX1276Emulator(client)
-        where = f"{hub[0]}:{hub[1]}" if hub else "the default medium"
-        radio = SX1276Radio(spi=chip.spi, gpio=chip.gpio, name=f"emulated SX1276 on {where}")
-        _chain_close(radio, chip.close)
+        spec = registry.families(role=registry.Role.SPI_TRANSCEIVER, emulated=True)[0]
+        emulated = spec.emulated_radio(
+            node_id=config.gateway_id, medium=config.medium or None,
+            position_m=(config.gateway_x_m, config.gateway_y_m, config.gateway_z_m))
+        assert isinstance(emulated, RawReceive)  # every transceiver family receives
+        radio = emulated
     else:
         wiring = SX1276Wiring(
             spi_bus=config.spi_bus, spi_device=config.spi_device, spi_speed_hz=config.spi_speed_hz,
@@ -65,23 +61,12 @@ def open_gateway_radio(config: GroundConfig) -> Radio:
     return radio
 
 
-def _chain_close(radio: Radio, also: Callable[[], None]) -> None:
-    original = radio.close
-
-    def close() -> None:
-        try:
-            original()
-        finally:
-            also()
-    radio.close = close  # type: ignore[method-assign]
-
-
 class GroundRuntime:
     """Receives frames forever, judging each with the gateway pipeline."""
 
     def __init__(self, config: GroundConfig, gateway: Gateway, on_frame: FrameCallback, *,
                  counter_store: GroundCounterStore,
-                 open_radio: Callable[[GroundConfig], Radio] = open_gateway_radio,
+                 open_radio: Callable[[GroundConfig], RawReceive] = open_gateway_radio,
                  on_event: Callable[[str, str], None] | None = None) -> None:
         self.config = config
         self.gateway = gateway
@@ -90,7 +75,7 @@ class GroundRuntime:
         self.delivery = DurableDelivery(counter_store, restore_counters(gateway, counter_store),
                                         on_frame, on_event=self.on_event)
         self._open_radio = open_radio
-        self.radio: Radio | None = None
+        self.radio: RawReceive | None = None
         self.radio_error: str | None = None
         self.frames = 0
         self.last_frame_time: float | None = None

@@ -93,7 +93,8 @@ class DroneNode(Node):
             level, message = DiagnosticStatus.WARN, f"sending, but saturated: {saturated}"
         link = self.link.stats()
         values = {**status, "mavlink_connected": link.get("connected"),
-                  "mavlink_receive_errors": link.get("receive_errors")}
+                  "mavlink_receive_errors": link.get("receive_errors"),
+                  **{f"radio.{k}": v for k, v in self.runtime.tx.stats().items()}}
         arr = DiagnosticArray()
         arr.header.stamp = conv.stamp(now)
         arr.status.append(conv.diagnostic_status(

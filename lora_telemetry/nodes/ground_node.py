@@ -149,7 +149,7 @@ class GroundNode(Node):
             level, message = DiagnosticStatus.WARN, "band silent: no frame received recently"
         else:
             level, message = DiagnosticStatus.OK, "receiving"
-        counters = getattr(rt.radio, "counters", {}) if rt.radio is not None else {}
+        counters = rt.radio.stats() if rt.radio is not None else {}
         values = {"frames": rt.frames, **{f"verdict.{k}": v for k, v in self.gateway.totals.items()},
                   **{f"radio.{k}": v for k, v in counters.items()},
                   "unknown_devaddrs": " ".join(f"{format_dev_addr(a)}x{n}"

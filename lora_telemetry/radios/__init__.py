@@ -1,4 +1,4 @@
-"""LoRa device drivers (SX1276, RN2483, EByte) behind the `Radio` interface of base.py."""
+"""LoRa device families, one package each, behind the interfaces of base.py; registry.py lists them."""
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules
 # added since the last build import without a rebuild.

@@ -63,7 +63,7 @@ from typing import Any, Callable, TypeVar, Union
 
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.phy import PhySettings
-from lora_telemetry.radios.ebyte_protocol import (
+from lora_telemetry.radios.ebyte.protocol import (
     EBYTE_433_BAND_HZ,
     AirPacketFromHost,
     AirPacketFromModule,

@@ -86,7 +86,7 @@ from lora_telemetry.core.lorawan import (
 )
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import EU433, EU868, Region
-from lora_telemetry.radios import rn2483_protocol as P
+from lora_telemetry.radios.rn2483 import protocol as P
 from lora_telemetry.sim.pty_port import DEFAULT_PTY_DIR, PtyPort
 
 __all__ = ["RN2483Emulator", "DEFAULT_BANNER_DATE", "TX_POWER_TABLE_DBM"]
@@ -213,7 +213,7 @@ class _RadioCfg:
     fdev: int = 25000
 
     def phy(self) -> PhySettings:
-        band = 433 if self.freq < 500_000_000 else 868
+        band = P.rf_port_band(self.freq)
         return PhySettings(
             frequency_hz=self.freq, sf=self.sf, bandwidth_hz=self.bw * 1000,
             coding_rate=self.cr, preamble_symbols=self.prlen, explicit_header=True,

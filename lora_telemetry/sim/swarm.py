@@ -4,7 +4,7 @@
 file per drone node, the ground node's parameter file) and returns the processes to start, in
 order:
 
-  medium hub -> one emulated module per UAV (RN2483 / EByte mix) on a pseudo-terminal ->
+  medium hub -> one emulated module per UAV (the registry's families in turn) on a pseudo-terminal ->
   vehicle simulator (synthetic formation or replayed logs, pushing positions to the medium)
   -> one drone node per UAV in namespace /<uav> -> the ground node on an emulated SX1276.
 
@@ -34,10 +34,24 @@ import yaml
 
 from lora_telemetry import keyfile
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.base import Capability
 from lora_telemetry.sim.medium_model import MediumParams
 from lora_telemetry.sim.processes import ProcessGroup
 
-RADIO_MIXES = ("mix", "rn2483", "ebyte")
+
+
+def emulated_module_families() -> list[registry.FamilySpec]:
+    """The serial module families the hardware-free swarm can fly (registry order)."""
+    return registry.families(role=registry.Role.SERIAL_MODULE, emulated=True)
+
+
+def radio_mixes() -> tuple[str, ...]:
+    """--radios choices: "mix" cycles through every emulated family, or one family."""
+    return ("mix", *(f.name for f in emulated_module_families()))
+
+
+LORAWAN_MODES = ("raw", "module")
 DEFAULT_ORIGIN = (47.3977, 8.5456, 488.0)  # the vehicle simulator's default field
 DEVADDR_BASE = 0x260B0000  # TTN-style NetID-0x13 prefix; any free block works
 
@@ -56,23 +70,31 @@ class SwarmOptions:
     gateway_position_m: tuple[float, float, float] = (0.0, -500.0, 10.0)
     seed: int = 1
     speed: float = 1.0
-    rn2483_mode: str = "raw"
+    #: "module": UAVs whose module has its own LoRaWAN stack use it; the others stay raw
+    lorawan_mode: str = "raw"
 
     def __post_init__(self) -> None:
         if not 1 <= self.uavs <= 50:
             raise ConfigError(f"--uavs {self.uavs}: choose 1..50")
-        if self.radios not in RADIO_MIXES:
-            raise ConfigError(f"--radios {self.radios!r}: use one of {', '.join(RADIO_MIXES)}")
+        if self.radios not in radio_mixes():
+            raise ConfigError(f"--radios {self.radios!r}: use one of {', '.join(radio_mixes())}")
         for log in self.logs:
             if not Path(log).is_file():
                 raise ConfigError(f"--log {log}: no such file")
-        if self.rn2483_mode not in ("raw", "module"):
-            raise ConfigError("--rn2483-mode must be raw or module")
+        if self.lorawan_mode not in LORAWAN_MODES:
+            raise ConfigError(f"--lorawan-mode must be one of {', '.join(LORAWAN_MODES)}")
 
     def radio_of(self, index: int) -> str:
         if self.radios == "mix":
-            return ("rn2483", "ebyte")[index % 2]
+            mix = emulated_module_families()
+            return mix[index % len(mix)].name
         return self.radios
+
+    def lorawan_mode_of(self, index: int) -> str:
+        spec = registry.family(self.radio_of(index))
+        if self.lorawan_mode == "module" and spec.has(Capability.MODULE_LORAWAN):
+            return "module"
+        return "raw"
 
 
 @dataclass
@@ -163,9 +185,9 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         kind = options.radio_of(i)
         args = ["--type", kind, "--name", name, "--link", str(run / "tty" / f"{name}.tty"),
                 "--medium", medium, "--control", str(run / "tty" / f"{name}.ctl")]
-        if kind == "rn2483":
-            args += ["--band", "433" if options.frequency_hz < 500_000_000 else "868",
-                     "--seed", str(options.seed + i)]
+        spec = registry.family(kind)
+        for option, value in spec.emulator_settings(options.frequency_hz, options.seed + i).items():
+            args += [f"--{option.replace('_', '-')}", str(value)]
         plan.specs.append(ProcessSpec(f"module-{name}", _py("lora_telemetry.cli.sim_module", *args),
                                       ready=r"tty", kind="module"))
 
@@ -201,7 +223,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
             "vehicle_family": _family(options, i),
             "radio_type": kind,
             "radio_port": str(run / "tty" / f"{name}.tty"),
-            "lorawan_mode": options.rn2483_mode if kind == "rn2483" else "raw",
+            "lorawan_mode": options.lorawan_mode_of(i),
             "frequency_hz": options.frequency_hz,
             "spreading_factor": options.spreading_factor,
             "update_period_s": options.update_period_s,

@@ -125,7 +125,7 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
         "delivery_ratio": round(overall, 4) if overall is not None else None,
         "delivery_vs_aloha_points": round(100 * (overall - expected), 2) if overall is not None else None,
         # The same collision rule, but a frame survives interferers received >= the capture
-        # margin weaker (mixed RN2483 10 dBm / EByte 30 dBm swarms capture each other).
+        # margin weaker (mixed swarms of 10 dBm and 30 dBm modules capture each other).
         "aloha_with_capture_delivery_ratio": (round(with_capture, 4) if with_capture is not None
                                               else None),
         "delivery_vs_aloha_with_capture_points": (

@@ -1,5 +1,5 @@
 """An emulated SX1276: its register file behind a `spidev.SpiDev`-like object, its DIO0 and
-NRESET pins behind a `radios.gpio.GpioChip`, and its radio on the simulated medium.
+NRESET pins behind a `radios.sx1276.gpio.GpioChip`, and its radio on the simulated medium.
 
 The driver (`radios/sx1276.py`) runs unchanged against it::
 
@@ -48,8 +48,8 @@ from typing import Any, Callable
 
 from lora_telemetry.core.errors import LoraTelemetryError
 from lora_telemetry.core.phy import PhySettings
-from lora_telemetry.radios import sx1276_regs as R
-from lora_telemetry.radios.gpio import THESIS_DIO0_PIN, THESIS_RESET_PIN
+from lora_telemetry.radios.sx1276 import registers as R
+from lora_telemetry.radios.sx1276.gpio import THESIS_DIO0_PIN, THESIS_RESET_PIN
 
 __all__ = ["SX1276Emulator", "InjectedRx", "TxRecord", "EmulatedEdgeLine", "phy_mismatch"]
 
@@ -727,3 +727,22 @@ class SX1276Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_emulated_radio(*, node_id: str, medium: str | None = None,
+                        position_m: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Any:
+    """The SX1276 driver on an emulated chip joined to the radio medium at ``medium``
+    ("host:port"; None: $LORA_TELEMETRY_MEDIUM or the default hub), as node ``node_id`` at
+    ``position_m``: the registry's virtual backend of the SX1276 family. The driver owns the
+    chip (closing the driver closes it), the chip owns its medium client."""
+    from lora_telemetry.radios.sx1276.driver import SX1276Radio
+    from lora_telemetry.sim.medium import MediumClient, hub_address
+
+    hub = hub_address(medium)
+    chip = SX1276Emulator(MediumClient(node_id, hub=hub, position_m=position_m))
+    try:
+        return SX1276Radio(spi=chip.spi, gpio=chip.gpio, on_close=chip.close,
+                           name=f"emulated SX1276 on {hub[0]}:{hub[1]}")
+    except BaseException:
+        chip.close()
+        raise

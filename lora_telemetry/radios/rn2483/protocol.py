@@ -2,7 +2,7 @@
 classification and the two-stage answer state machine.
 
 Everything here is pure: bytes and a clock value in, bytes, typed events and typed errors out.
-The driver (:mod:`lora_telemetry.radios.rn2483`) moves the bytes over a serial port; the
+The driver (:mod:`lora_telemetry.radios.rn2483.driver`) moves the bytes over a serial port; the
 emulator (:mod:`lora_telemetry.sim.rn2483_emulator`) reuses the same parameter validators so the
 two sides can never disagree on what a command accepts.
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 from lora_telemetry.core.errors import ConfigError
-from lora_telemetry.radios.base import RadioBusy, RadioError
+from lora_telemetry.radios.base import Downlink, RadioBusy, RadioError
 
 __all__ = [
-    "BAUDRATE", "EOL", "MAX_LINE", "BAND_RANGES_HZ", "PAUSE_FOREVER_MS",
+    "BAUDRATE", "EOL", "MAX_LINE", "BAND_RANGES_HZ", "rf_port_band", "PAUSE_FOREVER_MS",
     "RN2483Error", "InvalidParam", "NotJoined", "NoFreeChannel", "Silent",
     "FrameCounterRolledOver", "MacBusy", "MacPaused", "InvalidDataLength", "KeysNotInitialised",
     "JoinDenied", "MacTxFailed", "RadioOperationFailed", "RN2483ArgumentError",
@@ -59,6 +59,15 @@ MAX_LINE = 600
 #: The two frequency ranges every frequency parameter accepts (2.4.8.15, 2.4.8.19.1, 2.5.4.3).
 BAND_RANGES_HZ: tuple[tuple[int, int], ...] = ((433_050_000, 434_790_000),
                                                (863_000_000, 870_000_000))
+
+
+def rf_port_band(frequency_hz: int) -> int:
+    """433 or 868: which of the module's two RF outputs serves ``frequency_hz`` (each has its
+    own power table, 2.5.4.14)."""
+    low, high = BAND_RANGES_HZ[0]
+    return 433 if low <= frequency_hz <= high else 868
+
+
 #: ``mac pause`` answer when the LoRaWAN stack is idle: "the maximum value (4294967295)" (2.4.6).
 PAUSE_FOREVER_MS = 4_294_967_295
 _U32_MAX = 4_294_967_295
@@ -827,12 +836,8 @@ def command_from_text(text: str) -> Command:
 # --------------------------------------------------------------------------------- results/events
 
 
-@dataclass(frozen=True)
-class Downlink:
-    """Application data the server sent back (``mac_rx <port> <hex>``)."""
-
-    port: int
-    data: bytes
+# Downlink (application data the server sent back: ``mac_rx <port> <hex>``) is the
+# capability's value type, radios.base.Downlink.
 
 
 @dataclass(frozen=True)

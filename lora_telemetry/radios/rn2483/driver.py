@@ -1,11 +1,11 @@
 """Microchip RN2483 driver: LoRaWAN (ABP) and raw-radio (P2P) modes over a serial port.
 
-The protocol logic is :mod:`lora_telemetry.radios.rn2483_protocol` (sans-I/O); this module only
+The protocol logic is :mod:`lora_telemetry.radios.rn2483.protocol` (sans-I/O); this module only
 moves bytes through :class:`SerialTransport` and decides what to do about what comes back.
 
 Recovery rules (every wait is bounded; nothing here hangs or crashes on bad input):
 
-* **Garbage** lines (noise, late answers to abandoned commands) are counted in ``stats`` and
+* **Garbage** lines (noise, late answers to abandoned commands) are counted in ``stats()`` and
   otherwise ignored; a command whose answer never comes raises :class:`RadioTimeout`, and the
   next command first drains the port so a late answer cannot be taken for its own.
 * **Module reset.** A version banner nobody asked for means the module rebooted and lost its
@@ -15,13 +15,13 @@ Recovery rules (every wait is bounded; nothing here hangs or crashes on bad inpu
 
   - configuration and queries (``configure``, ``lorawan_setup``, ``radio get``...) are
     idempotent: the driver re-applies the configuration and repeats them; the caller sees no
-    error (``stats.resets_detected`` / ``stats.reconfigurations`` count it);
+    error (``stats()["resets_detected"]`` and ``["reconfigurations"]`` count it);
   - ``receive`` returns None (the listening window was lost) after re-applying;
   - ``send`` and ``mac_tx`` raise :class:`ModuleReset` - the frame may or may not have gone
     out, and repeating it could duplicate it. The next call works normally, and the LoRaWAN
     frame counter continues from the driver's count (``mac set upctr``), never going backwards.
 
-* **Port loss** raises :class:`RadioDisconnected`; :meth:`RN2483Radio.reopen` opens the port
+* **Port loss** raises :class:`RadioDisconnected`; :meth:`RN2483Radio.reconnect` opens the port
   again (waiting for it to reappear), checks the module and re-applies the configuration.
 
 Not thread-safe: one thread per radio (see :class:`Radio`).
@@ -41,8 +41,11 @@ from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr, parse_key
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import EU433, EU868, Region
-from lora_telemetry.radios import rn2483_protocol as P
+from lora_telemetry.radios.rn2483 import protocol as P
 from lora_telemetry.radios.base import (
+    AbpSession,
+    ModuleLoRaWAN,
+    RawRadio,
     ModuleReset,
     NoSuchDevice,
     Radio,
@@ -52,8 +55,9 @@ from lora_telemetry.radios.base import (
     RadioTimeout,
     RxFrame,
     TxResult,
+    UplinkResult,
 )
-from lora_telemetry.radios.rn2483_protocol import (
+from lora_telemetry.radios.rn2483.protocol import (
     Accepted,
     Command,
     Completed,
@@ -102,15 +106,8 @@ class RN2483Stats:
     unsolicited_downlinks: int = 0
 
 
-@dataclass(frozen=True)
-class MacTxResult(TxResult):
-    """A finished ``mac tx``: airtime and times (as :class:`TxResult`), the frame counter the
-    module used, and the downlink the server sent back, if any."""
-
-    fcnt: int | None = None
-    port: int = 0
-    confirmed: bool = False
-    downlink: Downlink | None = None
+#: A finished ``mac tx`` (2.4.2): the capability's UplinkResult.
+MacTxResult = UplinkResult
 
 
 @dataclass(frozen=True)
@@ -261,7 +258,7 @@ def p2p_commands(phy: PhySettings) -> list[Command]:
     return cmds
 
 
-class RN2483Radio(Radio):
+class RN2483Radio(RawRadio, ModuleLoRaWAN):
     """An RN2483 on a serial port (57600 8N1, CRLF)."""
 
     def __init__(
@@ -536,20 +533,44 @@ class RN2483Radio(Radio):
                           upctr=self._upctr)
         if self._phy is not None:
             result["phy"] = str(self._phy)
-        result.update({f"stats_{k}": v for k, v in dataclasses.asdict(self.stats).items()})
+        result.update({f"stats_{k}": v for k, v in self.stats().items()})
         return result
 
-    @property
-    def stats(self) -> RN2483Stats:
+    def stats(self) -> dict[str, int]:
         """Counters of everything odd the link saw (garbage, time-outs, reboots, ...)."""
         self._stats.garbage_lines = self._proto.garbage_lines
         self._stats.garbage_bytes = self._proto.framer.garbage_bytes
         self._stats.overlong_lines = self._proto.framer.overlong_lines
         self._stats.timeouts = self._proto.timeouts
         self._stats.resets_detected = self._proto.resets_detected
-        return self._stats
+        return dataclasses.asdict(self._stats)
 
-    def reopen(self, timeout: float = 10.0) -> None:
+    # ------------------------------------------------------------------ ModuleLoRaWAN interface
+    def join_abp(self, session: AbpSession) -> None:
+        """`lorawan_setup` for a session: the band from its region (``mac reset 433|868``),
+        ``mac set ch dcycle`` X from its duty cycle (100/(X+1) %, 2.4.8.19.2), not saved."""
+        band = next((b for b, region in BAND_REGIONS.items() if region is session.region), None)
+        if band is None:
+            raise ConfigError(f"the RN2483 has no LoRaWAN band for {session.region.name}; "
+                              f"it knows {', '.join(r.name for r in BAND_REGIONS.values())}")
+        if not 0 < session.duty_cycle <= 1:
+            raise ConfigError(f"duty cycle {session.duty_cycle!r} must be a fraction in (0, 1]")
+        self.lorawan_setup(band, session.frequency_hz, session.data_rate, session.tx_power_index,
+                           session.devaddr, session.nwkskey, session.appskey,
+                           dcycle=max(0, round(1 / session.duty_cycle) - 1),
+                           upctr=session.uplink_counter, save=False)
+
+    @property
+    def uplink_counter(self) -> int | None:
+        return self._upctr
+
+    def set_uplink_counter(self, value: int) -> None:
+        self.mac_set_upctr(value)
+
+    def send_uplink(self, fport: int, payload: bytes, *, confirmed: bool = False) -> MacTxResult:
+        return self.mac_tx(fport, payload, confirmed)
+
+    def reconnect(self, timeout: float = 10.0) -> None:
         """Reopen the port after :class:`RadioDisconnected` (waiting up to ``timeout`` for it to
         come back), check that an RN2483 answers and re-apply the last configuration."""
         self._transport.close()
@@ -726,7 +747,7 @@ class RN2483Radio(Radio):
         if self._closed:
             raise RadioDisconnected(f"{self.name} is closed")
         if not self._transport.is_open:
-            raise RadioDisconnected(f"{self.port} is not open: call reopen()")
+            raise RadioDisconnected(f"{self.port} is not open: call reconnect()")
         try:
             self._drain(0.05 if self._resync else 0.0)
             self._resync = False

@@ -43,7 +43,7 @@ from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import MAX_PAYLOAD_BYTES, PhySettings
 from lora_telemetry.radios.base import (
     ModuleReset,
-    Radio,
+    RawRadio,
     RadioBusy,
     RadioDisconnected,
     RadioError,
@@ -51,7 +51,7 @@ from lora_telemetry.radios.base import (
     RxFrame,
     TxResult,
 )
-from lora_telemetry.radios.ebyte_protocol import (
+from lora_telemetry.radios.ebyte.protocol import (
     BAUDRATE,
     EBYTE_433_BAND_HZ,
     AirPacketFromHost,
@@ -83,7 +83,7 @@ log = logging.getLogger(__name__)
 _READ_SLICE_S = 0.05  # longest single blocking read: keeps the inter-byte check responsive
 
 
-class EByteRadio(Radio):
+class EByteRadio(RawRadio):
     """An EByte E32/E22/E220/E78 433 MHz module with the custom firmware, on a serial port.
 
     Not thread-safe (one thread per radio, as `Radio` says). Every wait is bounded by
@@ -143,7 +143,9 @@ class EByteRadio(Radio):
         self._core_name: str | None = None
         self._rssi_reports = 0
         self._last_rssi: int | None = None
-        self.stats: collections.Counter[str] = collections.Counter()
+        self.counters: collections.Counter[str] = collections.Counter(dict.fromkeys(
+            ("tx_frames", "rx_frames", "retries", "resets", "reconnects", "stale_ready",
+             "unanswered_requests", "rx_unconfigured", "rx_overflow"), 0))
         self._power_warned = False
         self._open()
 
@@ -170,7 +172,7 @@ class EByteRadio(Radio):
         self._desired, self._desired_phy = (modes, params), phy
         for attempt in range(self.retries + 1):
             if attempt:
-                self.stats["retries"] += 1
+                self.counters["retries"] += 1
                 log.info("%s: no answer to the configuration, retry %d", self.name, attempt)
             self._write(modes.encode())
             self._hs, self._ready = "modes_sent", False
@@ -201,9 +203,9 @@ class EByteRadio(Radio):
         airtime = phy.time_on_air(len(data))
         budget = timeout if timeout is not None else airtime * 1.2 + 2 * self.answer_timeout
         deadline = time.monotonic() + budget
-        resets = self.stats["resets"]
+        resets = self.counters["resets"]
         if not self._wait(lambda: self._hs == "ready" and self._ready, budget):
-            if self.stats["resets"] != resets:
+            if self.counters["resets"] != resets:
                 raise ModuleReset(f"{self.name}: module restarted and did not get ready again")
             raise RadioBusy(f"{self.name}: module has not reported ready (REQ_AIR_PKT) within "
                             f"{budget:.2f} s; still transmitting or not configured")
@@ -211,7 +213,7 @@ class EByteRadio(Radio):
         self._write(AirPacketFromHost(data).encode())
         self._ready = False
         self._tx_state = "pending"  # _handle moves it to "done" or "reset", in arrival order
-        self.stats["tx_frames"] += 1
+        self.counters["tx_frames"] += 1
         try:
             if self.tx_done == "airtime":
                 self._wait(lambda: self._tx_state == "reset", airtime)
@@ -290,8 +292,7 @@ class EByteRadio(Radio):
             "implicit_length": self.implicit_length,
             "phy": self._phy,
             "ready": self._hs == "ready" and self._ready,
-            "stats": dict(self.stats),
-            "parser": self._parser.counters.as_dict(),
+            "stats": dict(self.stats()),
         }
 
     def reconnect(self, timeout: float = 5.0) -> None:
@@ -305,13 +306,14 @@ class EByteRadio(Radio):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
-        self.stats["reconnects"] += 1
+        self.counters["reconnects"] += 1
         if self._desired_phy is not None:
             self.configure(self._desired_phy)
 
-    @property
-    def parser_counters(self) -> dict[str, int]:
-        return self._parser.counters.as_dict()
+    def stats(self) -> dict[str, int]:
+        """The driver's counters plus the frame parser's (``parser.<name>``)."""
+        return {**self.counters,
+                **{f"parser.{k}": v for k, v in self._parser.counters.as_dict().items()}}
 
     # --- internals ------------------------------------------------------------------------
 
@@ -336,7 +338,7 @@ class EByteRadio(Radio):
     def _query(self, msg: Message, answered: Callable[[], bool], what: str) -> None:
         for attempt in range(self.retries + 1):
             if attempt:
-                self.stats["retries"] += 1
+                self.counters["retries"] += 1
             self._write(msg.encode())
             if self._wait(answered, self.answer_timeout):
                 return
@@ -371,7 +373,7 @@ class EByteRadio(Radio):
             self._on_air_packet(msg)
         elif isinstance(msg, ReqAirPkt):
             if self._hs not in ("params_sent", "ready"):
-                self.stats["stale_ready"] += 1  # left from before our SET_LORA_MODES
+                self.counters["stale_ready"] += 1  # left from before our SET_LORA_MODES
                 return
             # The module answers requests in order: a REQ_AIR_PKT is first the answer to an
             # outstanding SET_LORA_PARAMS (e.g. a second handshake caused by a boot request
@@ -388,17 +390,17 @@ class EByteRadio(Radio):
             if self._tx_state == "pending":
                 self._tx_state = "reset"
             if self._hs in ("params_sent", "ready"):
-                self.stats["resets"] += 1
+                self.counters["resets"] += 1
                 log.warning("%s: module restarted (REQ_LORA_MODES); reconfiguring", self.name)
             self._hs, self._ready = "idle", False
             if self._desired is None:
-                self.stats["unanswered_requests"] += 1
+                self.counters["unanswered_requests"] += 1
                 return
             self._write(self._desired[0].encode())
             self._hs = "modes_sent"
         elif isinstance(msg, ReqLoraParams):
             if self._desired is None:
-                self.stats["unanswered_requests"] += 1
+                self.counters["unanswered_requests"] += 1
                 return
             self._write(self._desired[1].encode())
             self._params_pending.append(time.monotonic())
@@ -416,11 +418,11 @@ class EByteRadio(Radio):
     def _on_air_packet(self, msg: AirPacketFromModule) -> None:
         phy = self._phy or self._desired_phy
         if phy is None:
-            self.stats["rx_unconfigured"] += 1
+            self.counters["rx_unconfigured"] += 1
             return
         if len(self._rx) >= self._rx_queue_len:
             self._rx.popleft()  # newest state wins: drop the oldest unread frame
-            self.stats["rx_overflow"] += 1
-        self.stats["rx_frames"] += 1
+            self.counters["rx_overflow"] += 1
+        self.counters["rx_frames"] += 1
         self._rx.append(RxFrame(data=msg.data, phy=phy, rssi_dbm=float(msg.rssi_dbm),
                                 snr_db=float(msg.snr_db), crc_ok=True, time=time.time()))

@@ -10,7 +10,7 @@ as the thesis gateway program did (lines ~7850-8800), with its defects fixed:
 * packet RSSI/SNR use the shared decoders of `sx1276_regs` (datasheet 5.5.5).
 
 SPI goes through a `spidev.SpiDev`-compatible object (``open(bus, dev)``, ``max_speed_hz``,
-``mode``, ``xfer2``, ``close``) and GPIO through a `radios.gpio.GpioChip`; both are
+``mode``, ``xfer2``, ``close``) and GPIO through a `radios.sx1276.gpio.GpioChip`; both are
 injectable (the emulator provides both), and `spidev`/`gpiod` are imported only when none
 is given. Not thread-safe: one thread per radio, as `Radio` says.
 """
@@ -25,11 +25,11 @@ from typing import Any, Callable
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings
-from lora_telemetry.radios import sx1276_regs as R
+from lora_telemetry.radios.sx1276 import registers as R
 from lora_telemetry.radios.base import (
-    NoSuchDevice, Radio, RadioDisconnected, RadioError, RadioTimeout, RxFrame, TxResult,
+    NoSuchDevice, RadioDisconnected, RadioError, RadioTimeout, RawRadio, RxFrame, TxResult,
 )
-from lora_telemetry.radios.gpio import (
+from lora_telemetry.radios.sx1276.gpio import (
     DEFAULT_GPIO_CHIP, THESIS_DIO0_PIN, THESIS_NSS_PIN, THESIS_RESET_PIN, GpioChip,
     MissingDriverLibrary, OutputLine, RisingEdgeLine,
 )
@@ -87,12 +87,12 @@ def open_spidev() -> Any:
 
 
 def _open_gpiod_chip(path: str) -> GpioChip:
-    from lora_telemetry.radios.gpio import GpiodChip
+    from lora_telemetry.radios.sx1276.gpio import GpiodChip
 
     return GpiodChip(path)
 
 
-class SX1276Radio(Radio):
+class SX1276Radio(RawRadio):
     """An SX1276 in LoRa mode: RX continuous while idle, TX on demand, back to RX after.
 
     ``counters`` (a plain dict, read it any time): ``rx_ok``, ``crc_error``,
@@ -111,14 +111,19 @@ class SX1276Radio(Radio):
         tx_power_dbm: float = R.DEFAULT_TX_POWER_DBM,
         clock: Callable[[], float] = time.time,
         name: str | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
+        """``spi``/``gpio``: injected devices (the emulated chip's); ``on_close`` runs once
+        when the driver is closed for good, after it released them (the owner of injected
+        devices closes them there)."""
         self.wiring = wiring
+        self._on_close = on_close
         self.pa_boost = pa_boost
         self.default_tx_power_dbm = tx_power_dbm
         self._clock = clock
         self.counters: dict[str, int] = dict.fromkeys(
             ("rx_ok", "crc_error", "header_invalid", "spurious_irq", "tx", "no_crc", "overrun",
-             "tx_timeout"), 0,
+             "tx_timeout", "reconnects"), 0,
         )
         self.name = name or f"SX1276 on SPI{wiring.spi_bus}.{wiring.spi_device}"
         self.version: int | None = None
@@ -130,6 +135,7 @@ class SX1276Radio(Radio):
         self._closed = False
         self._spi: Any | None = None
         self._owns_gpio = gpio is None
+        self._given = (spi, gpio)  # injected devices (the emulator's), reopened by reconnect
         self._gpio: GpioChip | None = None
         self._reset: OutputLine | None = None
         self._nss: OutputLine | None = None
@@ -458,10 +464,43 @@ class SX1276Radio(Radio):
         self._require_configured()
         return R.decode_rssi(self.read_register(R.REG_RSSI_VALUE), self._lf)
 
+    def stats(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    def reconnect(self, timeout: float = 10.0) -> None:
+        """Release SPI and GPIO, open them again (until `timeout`), reset and check the chip,
+        and restore the last configuration."""
+        phy = self._phy
+        self._release()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._closed = False
+            try:
+                self._open(*self._given)
+                self._hardware_reset()
+                self._check_version()
+                break
+            except (NoSuchDevice, RadioDisconnected):
+                self._release()  # what the attempt got is released before the next one
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+        self._mode = None
+        self.counters["reconnects"] = self.counters.get("reconnects", 0) + 1
+        if phy is not None:
+            self.configure(phy)
+
     def close(self) -> None:
         """Sleep the chip (best effort), release the GPIO lines and close SPI; idempotent."""
         if self._closed:
             return
+        self._release()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
+
+    def _release(self) -> None:
+        """Sleep the chip (best effort), release the GPIO lines and close SPI."""
         self._closed = True
         if self._spi is not None and self._phy is not None:
             try:
