@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -221,3 +222,25 @@ def test_duty_cycle_cap_lowers_the_limit() -> None:
     starts = [t for t, _ in radios[0].sent]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) >= 100 * cfg.phy.time_on_air(29) - 1e-6
+
+
+def test_the_loop_says_it_started_once_after_a_first_pass_that_tried_the_radio() -> None:
+    # The drone node announces itself ready from this hook (lora_telemetry/readiness.py).
+    clock = Clock()
+    rt, radios, _ = make(config(), clock)
+    stop = threading.Event()
+    seen: list[tuple[int, bool]] = []
+    passes = 0
+
+    def tick() -> float:
+        nonlocal passes
+        passes += 1
+        if passes > 8:
+            stop.set()
+        clock.t += 0.01
+        return clock.t
+
+    rt.run(stop, clock=tick,
+           on_started=lambda: seen.append((passes, rt.status(clock.t)["radio_open"])))
+    assert seen == [(1, True)]  # once, right after the first pass, which opened the radio
+    assert len(radios) == 1

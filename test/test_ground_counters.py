@@ -275,3 +275,48 @@ def test_default_state_path_follows_xdg(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.counter_state_path == tmp_path / "lora_telemetry" / "field-2.fcnt.json"
     assert os.fspath(GroundConfig(**{**config.__dict__, "fcnt_state_file": "/x/y.json"})
                      .counter_state_path) == "/x/y.json"
+
+
+def test_the_receive_loop_says_when_its_radio_listens_and_after_each_reopen(tmp_path: Path) -> None:
+    # The ground node announces itself ready from this hook (lora_telemetry/readiness.py).
+    from lora_telemetry.core.errors import ConfigError
+    from lora_telemetry.ground.config import GroundConfig
+    from lora_telemetry.ground.runtime import GroundRuntime
+    from lora_telemetry.radios.base import RadioError
+
+    config = GroundConfig(key_file="/k", origin_lat_deg=47.0, origin_lon_deg=8.0,
+                          origin_alt_m=400.0, devices={"uav1": {"system_id": 1}})
+    stop = threading.Event()
+    opened: list[object] = []
+    listening: list[object] = []
+
+    class Radio:
+        name = "fake"
+
+        def __init__(self, fails: bool) -> None:
+            self.fails = fails
+
+        def receive(self, timeout: float):
+            if self.fails:
+                raise RadioError("gone")
+            stop.set()
+            return None
+
+        def close(self) -> None:
+            pass
+
+    def open_radio(_config):
+        if not opened:
+            opened.append(None)
+            raise ConfigError("no medium yet")  # not listening: no call
+        radio = Radio(fails=len(opened) == 1)
+        opened.append(radio)
+        return radio
+
+    runtime = GroundRuntime(config, new_gateway(), lambda f, v: None,
+                            counter_store=GroundCounterStore(tmp_path / "s.json"),
+                            open_radio=open_radio, on_listening=listening.append)
+    runtime.run(stop)
+    # not after the failed open; after the first radio opened, and after the reopen that
+    # followed its failure
+    assert listening == opened[1:] and len(listening) == 2

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from lora_telemetry import __version__
 from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.readiness import announce_failed
 
 # Subcommand modules, in the order `--help` lists them.
 SUBCOMMANDS: tuple[str, ...] = ("airtime", "frames", "keys", "radio_tool", "sim_medium", "sim_module", "sim_swarm", "sim_vehicle", "bench")
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
         print(f"lora-telemetry {args.command}: error: {exc}", file=sys.stderr)
+        announce_failed(str(exc))  # to a parent waiting for readiness (lora_telemetry/readiness.py)
         return 2
     except KeyboardInterrupt:
         return 130

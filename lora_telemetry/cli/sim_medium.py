@@ -1,7 +1,9 @@
 """`lora-telemetry sim medium`: run the simulated radio medium hub (loopback UDP).
 
 Prints ``medium listening on HOST:PORT seed=N`` (or a JSON object with ``--json``) as soon as
-the socket is bound, so scripts and tests can start it with ``--port 0`` and read the port.
+the socket is bound, so scripts can start it with ``--port 0`` and read the port; a parent
+with a ready channel gets the same as ``{"ready": "medium", "host", "port", "seed"}`` at that
+moment (lora_telemetry/readiness.py).
 SIGTERM or Ctrl-C stop it cleanly; the stats JSON is written periodically and on exit.
 """
 
@@ -15,6 +17,7 @@ import sys
 from typing import Any, Sequence
 
 from lora_telemetry.cli.sim_group import get_sim_subparsers
+from lora_telemetry.readiness import announce_ready
 from lora_telemetry.sim.medium import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"host": host, "port": port, "seed": seed}), flush=True)
         else:
             print(f"medium listening on {host}:{port} seed={seed}", flush=True)
+        announce_ready("medium", host=host, port=port, seed=seed)
 
     try:
         stats = run_hub(params, host=args.host, port=args.port, seed=seed,

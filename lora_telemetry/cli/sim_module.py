@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.radios import registry
+from lora_telemetry.readiness import announce_ready
 
 
 def _emulated_modules() -> list[registry.FamilySpec]:
@@ -182,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
                 emulator.stop()
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
+            announce_ready("module", path=emulator.path, type=args.type, name=args.name)
             emulator.serve_forever()
         finally:
             if control is not None:

@@ -2,8 +2,11 @@
 
 Replays a ``.tlog`` (``--log``) or flies synthetic ArduCopters (``--pattern``), sending what a
 flight controller sends to ``--out`` (default ``udpout:127.0.0.1:14550``; repeat ``--out`` to
-give each vehicle its own endpoint). Prints one start line (a JSON object with ``--json``);
-SIGTERM or Ctrl-C stop it cleanly and print the counters. See ``lora_telemetry.sim.vehicle``.
+give each vehicle its own endpoint). Once every output has been opened (one that cannot be
+is retried every second) it prints one start line (a JSON object with ``--json``) and
+announces ``{"ready": "vehicle", "vehicles", "out"}`` to a parent with a ready channel
+(lora_telemetry/readiness.py); SIGTERM or Ctrl-C stop it cleanly and print the counters. See
+``lora_telemetry.sim.vehicle``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Sequence
 
 from lora_telemetry.cli.sim_group import get_sim_subparsers
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+from lora_telemetry.readiness import announce_ready
 from lora_telemetry.sim.vehicle import (
     PATTERNS,
     LogReplayer,
@@ -238,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sim vehicle: {start['source']} as system(s) "
               f"{', '.join(map(str, start['vehicles']))} -> {', '.join(start['out'])}",
               flush=True)  # fmt: skip
+    announce_ready("vehicle", vehicles=start["vehicles"], out=start["out"])
     try:
         sim.run(duration_s=args.duration, stop=stop)
     finally:

@@ -11,6 +11,7 @@ import sys
 from typing import Callable, Sequence
 
 from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.readiness import announce_failed
 
 
 def standalone_parser(prog: str, description: str,
@@ -32,6 +33,7 @@ def standalone_main(prog: str, description: str,
         return int(run(args) or 0)
     except LoraTelemetryError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        announce_failed(str(exc))  # to a parent waiting for readiness (lora_telemetry/readiness.py)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -217,8 +217,10 @@ class DroneRuntime:
             **{f"dropped.{k}": v for k, v in sorted(self.dropped.items())},
         }
 
-    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
-        """Loop on the wall clock until `stop` is set."""
+    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time, *,
+            on_started: Callable[[], None] | None = None) -> None:
+        """Loop on the wall clock until `stop` is set; `on_started` runs once, after the first
+        pass (which has tried to open the radio, so `status()` says whether it is open)."""
         while not stop.is_set():
             now = clock()
             try:
@@ -227,6 +229,9 @@ class DroneRuntime:
                 self.failures["internal_error"] += 1
                 self.on_event("error", f"uplink loop error (continuing): {type(exc).__name__}: {exc}")
                 wake = now + 1.0
+            if on_started is not None:
+                on_started()
+                on_started = None
             stop.wait(max(0.0, wake - clock()))
 
 

@@ -67,10 +67,13 @@ class GroundRuntime:
     def __init__(self, config: GroundConfig, gateway: Gateway, on_frame: FrameCallback, *,
                  counter_store: GroundCounterStore,
                  open_radio: Callable[[GroundConfig], RawReceive] = open_gateway_radio,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str], None] | None = None,
+                 on_listening: Callable[[RawReceive], None] | None = None) -> None:
         self.config = config
         self.gateway = gateway
         self.on_event = on_event or (lambda level, text: None)
+        #: called each time the radio is (re)opened, configured and about to receive
+        self.on_listening = on_listening or (lambda radio: None)
         self.counter_store = counter_store
         self.delivery = DurableDelivery(counter_store, restore_counters(gateway, counter_store),
                                         on_frame, on_event=self.on_event)
@@ -108,6 +111,7 @@ class GroundRuntime:
                                       f"SF{self.config.phy.sf}")
                 self.radio_error = None
                 backoff = 0.5
+                self.on_listening(self.radio)
             try:
                 frame = self.radio.receive(self.config.receive_timeout_s)
             except RadioError as exc:

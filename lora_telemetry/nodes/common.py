@@ -14,6 +14,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.readiness import announce_failed
 
 _DEFAULT_FOR_TYPE = {"str": "", "float": math.nan, "int": 0, "bool": False}
 
@@ -51,6 +52,7 @@ def run_node(make_node: Callable[[], Node], name: str) -> int:
         pass
     except (LoraTelemetryError, ParameterException) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
+        announce_failed(str(exc))
         return 2
     finally:
         if node is not None:

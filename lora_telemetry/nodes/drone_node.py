@@ -3,6 +3,9 @@
 Publishes (relative names, so a namespace per UAV works):
   lora/tx       lora_telemetry/RadioFrame   every uplink that reached the air
   /diagnostics  diagnostic_msgs/DiagnosticArray  link, radio and duty-cycle state, 1 Hz
+
+Ready (lora_telemetry/readiness.py) once its parameters are valid and the uplink loop has made
+its first pass; an unopened radio does not hold that back, it is retried and reported.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from lora_telemetry.msg import RadioFrame
 from lora_telemetry.nodes import ros_convert as conv
 from lora_telemetry.nodes.common import declare_dataclass_parameters, log_event, run_node
 from lora_telemetry.persist import FrameCounterStore
+from lora_telemetry.readiness import announce_ready
 
 
 class DroneNode(Node):
@@ -51,7 +55,8 @@ class DroneNode(Node):
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._mavlink_loop, name="mavlink", daemon=True),
-            threading.Thread(target=self.runtime.run, args=(self._stop,), name="uplink", daemon=True),
+            threading.Thread(target=self.runtime.run, args=(self._stop,), name="uplink",
+                             kwargs={"on_started": self._announce_ready}, daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -60,6 +65,13 @@ class DroneNode(Node):
             f"({cfg.lorawan_mode} LoRaWAN, {cfg.frequency_hz / 1e6:.3f} MHz SF{cfg.spreading_factor}, "
             f"period {cfg.update_period_s:g} s, frame airtime {self.runtime.frame_airtime_s * 1e3:.1f} ms)"
         )
+
+    def _announce_ready(self) -> None:
+        """Parameters valid, uplink loop running: ready, whether or not the radio opened on
+        the first try (it is retried; see lora_telemetry/readiness.py)."""
+        status = self.runtime.status(time.time())
+        announce_ready("drone", uav=self.config.uav_name, radio_open=status["radio_open"],
+                       radio_error=status["radio_error"])
 
     def _mavlink_loop(self) -> None:
         while not self._stop.is_set():

@@ -8,6 +8,8 @@ Topics (see docs/topics.md):
   /swarm/<uav>/link       LinkStats       every frame of that UAV and at state_rate_hz
   /lora/rx                RadioFrame      every received frame, rejected ones with the reason
   /diagnostics            DiagnosticArray gateway health and per-UAV freshness, 1 Hz
+
+Ready (lora_telemetry/readiness.py) once its radio is configured and listening.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from lora_telemetry.msg import LinkStats, RadioFrame, SwarmState, UavTelemetry
 from lora_telemetry.nodes import ros_convert as conv
 from lora_telemetry.nodes.common import log_event, run_node
 from lora_telemetry.persist import GroundCounterStore
-from lora_telemetry.radios.base import RxFrame
+from lora_telemetry.radios.base import RawReceive, RxFrame
+from lora_telemetry.readiness import announce_ready
 
 SWARM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -66,7 +69,8 @@ class GroundNode(Node):
         self.create_timer(1.0 / self.config.state_rate_hz, self._periodic)
         self.create_timer(1.0, self._publish_diagnostics)
         self.runtime = GroundRuntime(self.config, self.gateway, self._on_frame,
-                                     counter_store=self.counter_store, on_event=self._on_event)
+                                     counter_store=self.counter_store, on_event=self._on_event,
+                                     on_listening=self._announce_ready)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.runtime.run, args=(self._stop,),
                                         name="gateway-rx", daemon=True)
@@ -172,6 +176,13 @@ class GroundNode(Node):
                  "saturated_samples": link.saturated_samples,
                  **{f"saturated.{k}": v for k, v in sorted(link.saturated_by_field.items())}}))
         self.diag_pub.publish(arr)
+
+    def _announce_ready(self, radio: RawReceive) -> None:
+        """The radio is configured and receiving: ready (once; a reopened radio says nothing
+        more, see lora_telemetry/readiness.py)."""
+        phy = self.config.phy
+        announce_ready("ground", listening=True, radio=radio.name, frequency_hz=phy.frequency_hz,
+                       sf=phy.sf)
 
     def _on_event(self, level: str, text: str) -> None:
         log_event(self, level, text)
