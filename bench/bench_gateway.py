@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     group = ProcessGroup(run / "logs", env=ros_env(log_dir=str(run / "ros_log")))
     try:
         group.start("medium", python_module("lora_telemetry.cli.sim_medium", "--port", str(port)),
-                    ready="listening")
+                    ready="medium")
         ground = group.start("ground", python_module(
             "lora_telemetry.nodes.ground_node", "--ros-args", "--params-file", str(run / "ground.yaml")),
-            ready="listening on")
+            ready="ground")
         pid = ground.pid
         control = MediumControl(("127.0.0.1", port))
         time.sleep(2.0)  # let start-up work settle

@@ -49,13 +49,13 @@ class Rig:
         self.ctl = tmp / "uav1.ctl"
         self.group.start("medium", python_module(
             "lora_telemetry.cli.sim_medium", "--port", str(self.medium_port), "--seed", "1"),
-            ready="listening")
+            ready="medium")
         args = ["--type", radio, "--name", "uav1", "--link", str(self.tty), "--medium",
                 f"127.0.0.1:{self.medium_port}", "--control", str(self.ctl), "--y", "100"]
         if radio == "rn2483":
             args += ["--band", "433"]
         self.module = self.group.start("module", python_module("lora_telemetry.cli.sim_module", *args),
-                                       ready="tty")
+                                       ready="module")
         self.sniffer = MediumClient("gateway", ("127.0.0.1", self.medium_port), (0.0, 0.0, 10.0))
         self.sniffer.listen(PHY)
         self.drone = None
@@ -64,7 +64,7 @@ class Rig:
     def start_vehicle(self, *args: str):
         self.vehicle = self.group.start("vehicle", python_module(
             "lora_telemetry.cli.sim_vehicle", "--out", f"udpout:127.0.0.1:{self.mav_port}", *args),
-            ready="sim vehicle")
+            ready="vehicle")
 
     def start_drone(self, origin: tuple[float, float, float], family: str, period: float = 0.5):
         params = self.tmp / "drone.yaml"
@@ -77,7 +77,7 @@ class Rig:
             "update_period_s": period, "frequency_hz": PHY.frequency_hz}}}))
         self.drone = self.group.start("drone", python_module(
             "lora_telemetry.nodes.drone_node", "--ros-args", "-r", "__ns:=/uav1",
-            "--params-file", str(params)), ready=r"MAVLink .* -> ")
+            "--params-file", str(params)), ready="drone")
         return self.drone
 
     def frames(self, seconds: float) -> list[RxEvent]:

@@ -117,7 +117,7 @@ class Ground:
         (port,) = free_udp_ports(1)
         self.group.start("medium", python_module("lora_telemetry.cli.sim_medium", "--port",
                                                  str(port), "--seed", "5", "--json"),
-                         ready=r'"port"')
+                         ready="medium")
         self.control = MediumControl(("127.0.0.1", port))
         params = {"gateway_id": "gateway", "radio": "emulator", "medium": f"127.0.0.1:{port}",
                   "gateway_x_m": 0.0, "gateway_y_m": 0.0, "gateway_z_m": 10.0,
@@ -139,7 +139,7 @@ class Ground:
         self.child = self.group.start(
             f"ground-{self.starts}", python_module("lora_telemetry.nodes.ground_node", "--ros-args",
                                                    "--params-file", str(self.params)),
-            ready=r"listening on", ready_timeout_s=60.0)
+            ready="ground", ready_timeout_s=60.0)
         assert probe.wait(lambda: len(probe.diag) > heard, 15.0), "ground node not discovered"
         time.sleep(0.3)
 

@@ -8,8 +8,12 @@ order:
   vehicle simulator (synthetic formation or replayed logs, pushing positions to the medium)
   -> one drone node per UAV in namespace /<uav> -> the ground node on an emulated SX1276.
 
-`lora-telemetry sim swarm` (and so `make demo`) starts exactly these with `start_swarm()`;
-`launch/swarm_sim.launch.py` turns the same plan into launch actions.
+`lora-telemetry sim swarm` (and so `make demo`) starts exactly these with `start_swarm()`,
+each kind once every process of the kind before has announced itself ready on its ready
+channel (data on a pipe of its own, lora_telemetry/readiness.py; log wording plays no part).
+`launch/swarm_sim.launch.py` turns the same plan into launch actions; processes started by
+launch have no ready channel (announcing does nothing there) and it staggers the kinds by
+fixed delays instead.
 
 Every process shares one origin (`SwarmOptions.origin`, the field: lat, lon and its AMSL
 altitude). The medium gets it in `medium.yaml`, so the lat/lon positions the vehicle simulator
@@ -101,8 +105,8 @@ class SwarmOptions:
 class ProcessSpec:
     name: str
     argv: list[str]
-    ready: str | None = None  # regex on the process's output meaning "up"
-    kind: str = ""
+    #: what the process is; it announces itself ready as this kind (lora_telemetry/readiness.py)
+    kind: str
     # For launch files: how to express the same process as a launch_ros Node.
     ros_executable: str | None = None
     ros_namespace: str | None = None
@@ -179,7 +183,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         "medium", _py("lora_telemetry.cli.sim_medium", "--port", str(plan.medium_port),
                       "--config", str(plan.medium_config), "--seed", str(options.seed), "--json",
                       "--stats-json", str(run / "medium_stats.json")),
-        ready=r'"port"', kind="medium"))
+        kind="medium"))
 
     for i, name in enumerate(names):
         kind = options.radio_of(i)
@@ -189,7 +193,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         for option, value in spec.emulator_settings(options.frequency_hz, options.seed + i).items():
             args += [f"--{option.replace('_', '-')}", str(value)]
         plan.specs.append(ProcessSpec(f"module-{name}", _py("lora_telemetry.cli.sim_module", *args),
-                                      ready=r"tty", kind="module"))
+                                      kind="module"))
 
     outs = [arg for p in plan.mavlink_ports for arg in ("--out", f"udpout:127.0.0.1:{p}")]
     nodes = [arg for n in names for arg in ("--medium-node", n)]
@@ -206,13 +210,13 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
                                        "--medium-node", name,
                                        "--out", f"udpout:127.0.0.1:{plan.mavlink_ports[i]}",
                                        "--truth-json", str(run / f"truth-{name}.json")),
-                ready=r"sim vehicle", kind="vehicle"))
+                kind="vehicle"))
     else:
         plan.specs.append(ProcessSpec(
             "vehicles", _py("lora_telemetry.cli.sim_vehicle", "--pattern", options.pattern,
                             "--count", str(options.uavs), "--radius-m", str(options.radius_m),
                             *common),
-            ready=r"sim vehicle", kind="vehicle"))
+            kind="vehicle"))
 
     for i, name in enumerate(names):
         kind = options.radio_of(i)
@@ -236,7 +240,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         plan.specs.append(ProcessSpec(
             f"drone-{name}", _py("lora_telemetry.nodes.drone_node", "--ros-args",
                                  "-r", f"__ns:=/{name}", "--params-file", str(path)),
-            ready=r"MAVLink .* -> ", kind="drone", ros_executable="drone_node",
+            kind="drone", ros_executable="drone_node",
             ros_namespace=name, ros_params_file=str(path)))
 
     gx, gy, gz = options.gateway_position_m
@@ -253,7 +257,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
     _write_params(gpath, ground)
     plan.specs.append(ProcessSpec(
         "ground", _py("lora_telemetry.nodes.ground_node", "--ros-args", "--params-file", str(gpath)),
-        ready=r"listening on", kind="ground", ros_executable="ground_node",
+        kind="ground", ros_executable="ground_node",
         ros_params_file=str(gpath)))
     (run / "plan.json").write_text(json.dumps(
         {"uavs": names, "radios": [options.radio_of(i) for i in range(options.uavs)],
@@ -294,7 +298,8 @@ def _write_params(path: Path, params: dict) -> None:
 
 def start_swarm(plan: SwarmPlan, group: ProcessGroup, *, on_start=None) -> None:
     """Start the plan's processes in order; processes of one kind start together and the next
-    kind starts once all of them are ready (modules before drone nodes, and so on)."""
+    kind starts once all of them have announced themselves ready (modules before drone nodes,
+    and so on); a ProcessError names one that did not within 60 s."""
     i = 0
     while i < len(plan.specs):
         j = i
@@ -303,10 +308,9 @@ def start_swarm(plan: SwarmPlan, group: ProcessGroup, *, on_start=None) -> None:
         batch = plan.specs[i:j]
         if on_start is not None:
             on_start(batch)
-        children = [group.spawn(s.name, s.argv, ready=s.ready) for s in batch]
-        for spec, child in zip(batch, children):
-            if spec.ready:
-                group.wait_ready(child, 60.0)
+        children = [group.spawn(s.name, s.argv, ready=s.kind) for s in batch]
+        for child in children:
+            group.wait_ready(child, 60.0)
         i += len(batch)
 
 
