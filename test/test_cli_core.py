@@ -138,3 +138,40 @@ def test_cli_entry_point_runs_as_module() -> None:
     out = subprocess.run([sys.executable, "-m", "lora_telemetry.cli.main", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "airtime" in out.stdout and "decode" in out.stdout
+
+# --- found by the fuzz harness (bench/fuzz, targets "cli" and "keyfile") ----------------------
+# str.isdigit() accepts digits that int() refuses ("²", U+00B2 SUPERSCRIPT TWO, is a digit but
+# not a decimal), so such arguments passed the check and int() raised a traceback.
+@pytest.mark.parametrize("argv", [
+    ["airtime", "--sf", "\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "SF\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "7", "--cr", "4/\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "7", "--cr", "\u00b2", "--payload", "29"],
+])
+def test_unicode_digits_are_a_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-telemetry airtime: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("parse, text", [
+    ("lora_telemetry.cli.sim_vehicle:_sysid", "\u00b2"),
+    ("lora_telemetry.cli.sim_vehicle:_count", "\u00b3"),
+    ("lora_telemetry.cli.sim_medium:_port", "\u00b9"),
+])
+def test_unicode_digits_in_sim_arguments_are_argument_errors(parse: str, text: str) -> None:
+    import argparse
+    import importlib
+
+    module, name = parse.split(":")
+    with pytest.raises(argparse.ArgumentTypeError):
+        getattr(importlib.import_module(module), name)(text)
+
+
+def test_unicode_digits_in_a_medium_hub_address_are_a_config_error() -> None:
+    from lora_telemetry.core.errors import ConfigError
+    from lora_telemetry.sim.medium import hub_address
+
+    with pytest.raises(ConfigError, match="host:port"):
+        hub_address("127.0.0.1:\u00b2")
+

@@ -111,7 +111,7 @@ def _parse_host_port(text: str) -> Address:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not port.isdecimal() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"medium hub address {text!r} is not of the form host:port")
     return host, int(port)
 
