@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from lora_telemetry.core.errors import ConfigError
@@ -23,6 +25,16 @@ def coerce(name: str, value: Any, kind: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         raise ConfigError(f"parameter {name}: {value!r} is not a valid {kind}") from None
     return value
+
+
+def expand_user(path: str | os.PathLike[str], what: str,
+                error: type[ConfigError] = ConfigError) -> str:
+    """``path`` with a leading ``~`` or ``~user`` expanded; an unknown user (Path.expanduser
+    raises RuntimeError) or a home that cannot be found is ``error``, not a traceback."""
+    try:
+        return str(Path(path).expanduser())
+    except RuntimeError as exc:
+        raise error(f"{what} {str(path)!r}: cannot expand '~': {exc}") from None

@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoraTelemetryError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
-        print(f"lora-telemetry {args.command}: error: {exc}", file=sys.stderr)
+        # One line even when the message quotes text with line breaks (a path, a YAML error).
+        message = " ".join(str(exc).splitlines())
+        print(f"lora-telemetry {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -28,10 +28,10 @@ original gateway program in the same file (Annex IV, lines ~7850-8800). Decision
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping
 
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.numbers import finite_float
 from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings
 from lora_telemetry.radios.base import RadioError
 
@@ -198,13 +198,8 @@ class UnsupportedPhy(RadioError, ConfigError):
 def _finite(value: object, what: str) -> float:
     """A number the register arithmetic can use; NaN, infinities, ints beyond float range and
     non-numbers are UnsupportedPhy (they would otherwise fail inside int()/round())."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UnsupportedPhy(f"{what} {value!r} is not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
+    number = finite_float(value)
+    if number is None:
         raise UnsupportedPhy(f"{what} {value!r} is not a finite number")
     return number
 

@@ -62,10 +62,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
-
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.geo import LocalProjection
+from lora_telemetry.core.numbers import finite_float
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.sim.medium_model import (
     MediumError,
@@ -75,6 +74,7 @@ from lora_telemetry.sim.medium_model import (
     RxEvent,
     TxDoneEvent,
 )
+from lora_telemetry.yaml_files import load_yaml, read_text
 
 __all__ = [
     "DEFAULT_HOST",
@@ -148,14 +148,8 @@ def load_medium_params(path: str | os.PathLike[str] | None) -> MediumParams:
     """Medium parameters from a YAML file (see config/medium.yaml); None gives the defaults."""
     if path is None:
         return MediumParams()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read medium config {path}: {exc.strerror or exc}") from None
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"medium config {path} is not valid YAML: {exc}") from None
+    source = f"medium config {path}"
+    values = load_yaml(read_text(path, source), source)
     try:
         return MediumParams.from_mapping(values)
     except ConfigError as exc:
@@ -190,9 +184,10 @@ def _hex_bytes(value: Any, what: str) -> bytes:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_float(value)
+    if number is None:
         raise MediumError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _encode(message: dict[str, Any]) -> bytes:
