@@ -10,11 +10,9 @@ test let one escape. Targets with state across inputs (the gateway) check it in
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Sequence
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from bench.common import REPO, testdata_dir
 
 
 class InvariantViolation(AssertionError):
@@ -24,17 +22,6 @@ class InvariantViolation(AssertionError):
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise InvariantViolation(message)
-
-
-def testdata_dir() -> Path:
-    """The shared test data, found as test/conftest.py finds it (../shared/testdata)."""
-    env = os.environ.get("LORA_TELEMETRY_TESTDATA")
-    path = Path(env) if env else REPO.parent / "shared" / "testdata"
-    if not (path / "lorawan_vectors.json").is_file():
-        raise FileNotFoundError(
-            f"test data not found at {path}: clone next to ../shared or set LORA_TELEMETRY_TESTDATA"
-        )
-    return path
 
 
 def lorawan_vectors() -> list[dict]:
