@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -41,13 +42,16 @@ def atheris_available() -> bool:
 def run_atheris(name: str, count: int, time_limit: float, seed: int, crash_dir: Path) -> Report:
     with tempfile.TemporaryDirectory(prefix="lora_telemetry_fuzz_") as tmp:
         summary, log = Path(tmp) / "summary.json", Path(tmp) / "libfuzzer.log"
+        # libFuzzer ends the runner with exit(), so nothing in it cleans up: its temporary
+        # files (corpus, the targets' files) go into this directory, removed here.
+        env = dict(os.environ, TMPDIR=tmp)
         with open(log, "wb") as out:
             subprocess.run(
                 [sys.executable, "-m", "bench.fuzz.atheris_runner", "--target", name,
                  "--runs", str(count), "--max-time", str(time_limit), "--seed", str(seed),
                  "--crash-dir", str(crash_dir), "--summary", str(summary)],
                 cwd=Path(__file__).resolve().parent.parent, stdout=out, stderr=subprocess.STDOUT,
-                timeout=time_limit + 300, check=False)
+                timeout=time_limit + 300, check=False, env=env)
         text = log.read_text(errors="replace")
         data = json.loads(summary.read_text()) if summary.exists() else {}
     report = Report(name, engine="atheris", inputs=data.get("inputs", 0),
