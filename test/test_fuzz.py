@@ -52,6 +52,18 @@ def test_bounded_seeded_run_finds_no_defect(name: str, tmp_path: Path) -> None:
     assert "defect" not in report.outcomes
 
 
+REGRESSIONS = sorted((REPO / "test" / "fuzz_regressions").glob("*/*.bin"))
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_inputs_of_fixed_defects_replay_clean(path: Path) -> None:
+    # Inputs of defects the harness found (crash files of bench/results/fuzz-crashes/ copied
+    # here once fixed); each failed before its fix (see the commit that added it).
+    outcome, defect = replay(path)
+    assert defect is None, f"{defect.signature}: {defect.message}"
+    assert outcome != "skipped"
+
+
 def test_mutator_is_deterministic_per_seed() -> None:
     import random
 

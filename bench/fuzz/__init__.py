@@ -25,6 +25,8 @@ Decisions worth knowing:
   what libFuzzer does with coverage and what the small mutator does without it. One set of
   target functions serves both engines, so the bounded test and the long campaign check the
   same invariants.
+* **Regressions.** A defect's input, once fixed, is copied from the crash directory to
+  ``test/fuzz_regressions/<target>/``; the bounded test replays every file there.
 * **Invariants.** An input ends in a result or in the project's documented errors
   (``LoraTelemetryError`` and its subclasses, named per target), never another exception, a
   hang (``SIGALRM`` per input) or a traceback; a mutated authentic frame never passes the MIC;
