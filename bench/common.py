@@ -15,6 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("LORA_TELEMETRY_BENCH_RESULTS", REPO / "bench" / "results"))
 
 
+def testdata_dir() -> Path:
+    """The vectors and logs shared with the project's other repositories: beside the clone
+    (../shared/testdata), or where LORA_TELEMETRY_TESTDATA says."""
+    env = os.environ.get("LORA_TELEMETRY_TESTDATA")
+    path = Path(env) if env else REPO.parent / "shared" / "testdata"
+    if not (path / "seed_vectors.json").is_file():
+        raise RuntimeError(
+            f"test data not found at {path}: clone next to ../shared or set LORA_TELEMETRY_TESTDATA"
+        )
+    return path
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),

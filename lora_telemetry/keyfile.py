@@ -35,7 +35,9 @@ import yaml
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr, parse_key
+from lora_telemetry.params import expand_user
 from lora_telemetry.persist import session_fingerprint
+from lora_telemetry.yaml_files import load_yaml, read_text
 
 HEADER = "# lora_telemetry key file: secret, keep it mode 0600 (lora-telemetry keys generate)\n"
 #: Where the ground node and the key commands look by default.
@@ -75,10 +77,7 @@ class DeviceKeys:
 
 def parse_key_file(text: str, source: str = "key file") -> dict[str, DeviceKeys]:
     """Parse key-file text into devices by name (pure; no permission checks)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise KeyFileError(f"{source}: not valid YAML: {exc}") from None
+    data = load_yaml(text, source, KeyFileError)
     if data is None:
         return {}
     if not isinstance(data, dict) or not isinstance(data.get("devices", {}), dict):
@@ -126,11 +125,14 @@ def check_permissions(path: Path) -> None:
 
 def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
     """Read a key file after checking it is owner-only."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise KeyFileError(f"key file {p} not found; create it with: lora-telemetry keys generate")
-    check_permissions(p)
-    return parse_key_file(p.read_text(), str(p))
+    p = Path(expand_user(path, "key file", KeyFileError))
+    try:
+        if not p.is_file():
+            raise KeyFileError(f"key file {p} not found; create it with: lora-telemetry keys generate")
+        check_permissions(p)
+    except OSError as exc:  # a name too long, a directory we may not search
+        raise KeyFileError(f"key file {p}: {exc.strerror or exc}") from None
+    return parse_key_file(read_text(p, f"key file {p}", KeyFileError), str(p))
 
 
 def device_keys(path: str | os.PathLike[str], name: str) -> DeviceKeys:
@@ -165,10 +167,11 @@ def export_device(source: str | os.PathLike[str], name: str, out: str | os.PathL
                   force: bool = False) -> DeviceKeys:
     """Write a key file holding one device's keys only (for that drone), owner-only."""
     keys = device_keys_from(load_key_file(source), source, name)
-    target = Path(out).expanduser()
+    target = Path(expand_user(out, "key file", KeyFileError))
     if target.exists() and not force:
         raise KeyFileError(f"{target} exists; use --force to overwrite it")
-    if target.exists() and target.resolve() == Path(source).expanduser().resolve():
+    if target.exists() and target.resolve() == Path(expand_user(source, "key file",
+                                                                 KeyFileError)).resolve():
         raise KeyFileError(f"{target} is the file the keys come from")
     write_key_file(target, {name: keys}, header=f"{HEADER}# keys of {name} only "
                                                 "(lora-telemetry keys export)\n")
@@ -177,7 +180,7 @@ def export_device(source: str | os.PathLike[str], name: str, out: str | os.PathL
 
 def rotate_device(path: str | os.PathLike[str], name: str) -> DeviceKeys:
     """Give a device of a key file fresh session keys under the same DevAddr."""
-    p = Path(path).expanduser()
+    p = Path(expand_user(path, "key file", KeyFileError))
     devices = load_key_file(p)
     old = device_keys_from(devices, p, name)
     new = generate_device(name, old.devaddr)
@@ -189,7 +192,7 @@ def rotate_device(path: str | os.PathLike[str], name: str) -> DeviceKeys:
 def write_key_file(path: str | os.PathLike[str], devices: dict[str, DeviceKeys], *,
                    header: str = HEADER) -> None:
     """Write atomically with mode 0600 from the first byte (no window where others can read)."""
-    p = Path(path).expanduser()
+    p = Path(expand_user(path, "key file", KeyFileError))
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = {"devices": {name: d.to_plain() for name, d in devices.items()}}
     text = header + yaml.safe_dump(body, sort_keys=False)
@@ -214,7 +217,7 @@ def generate_device(name: str, devaddr: int | str) -> DeviceKeys:
 
 def add_device(path: str | os.PathLike[str], device: DeviceKeys, *, replace: bool = False) -> None:
     """Add (or with `replace`, overwrite) one device in a key file, creating the file if needed."""
-    p = Path(path).expanduser()
+    p = Path(expand_user(path, "key file", KeyFileError))
     devices = load_key_file(p) if p.exists() else {}
     if device.name in devices and not replace:
         raise KeyFileError(f"{p} already has device {device.name!r}; use --force to replace its keys")

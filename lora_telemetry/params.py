@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from lora_telemetry.core.errors import ConfigError
@@ -55,7 +57,7 @@ def coerce(name: str, value: Any, kind: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
         raise ConfigError(f"parameter {name}: {value!r} is not a valid {kind}") from None
     return value
 
@@ -104,3 +106,13 @@ def parameter_in_file(path: str, name: str) -> Any:
         if isinstance(params, dict) and name in params:
             return params[name]
     return None
+
+
+def expand_user(path: str | os.PathLike[str], what: str,
+                error: type[ConfigError] = ConfigError) -> str:
+    """``path`` with a leading ``~`` or ``~user`` expanded; an unknown user (Path.expanduser
+    raises RuntimeError) or a home that cannot be found is ``error``, not a traceback."""
+    try:
+        return str(Path(path).expanduser())
+    except RuntimeError as exc:
+        raise error(f"{what} {str(path)!r}: cannot expand '~': {exc}") from None

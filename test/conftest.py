@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,9 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # bench/ (the fuzz harness, the shared test-data lookup)
+
+from bench.common import testdata_dir as _testdata_dir  # noqa: E402
 _DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "lora_telemetry_ros_domains"
 _held_domain_lock = None  # kept open for the whole run: the lock is the reservation
 
@@ -47,18 +51,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ROS_DOMAIN_ID"] = str(_reserve_ros_domain())
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # never leave this machine
     os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="lora_telemetry_ros_log_"))
-
-
-def _testdata_dir() -> Path:
-    # The vectors and logs are shared with the project's other repositories and sit
-    # beside the clone (../shared/testdata); LORA_TELEMETRY_TESTDATA overrides that.
-    env = os.environ.get("LORA_TELEMETRY_TESTDATA")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "testdata"
-    if not (path / "seed_vectors.json").is_file():
-        raise RuntimeError(
-            f"test data not found at {path}: clone next to ../shared or set LORA_TELEMETRY_TESTDATA"
-        )
-    return path
 
 
 @pytest.fixture(scope="session")

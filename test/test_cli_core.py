@@ -189,3 +189,83 @@ def test_cli_entry_point_runs_as_module() -> None:
     out = subprocess.run([sys.executable, "-m", "lora_telemetry.cli.main", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "airtime" in out.stdout and "decode" in out.stdout
+
+
+# --- found by the fuzz harness (bench/fuzz, targets "cli" and "keyfile") ----------------------
+# str.isdigit() accepts digits that int() refuses ("²", U+00B2 SUPERSCRIPT TWO, is a digit but
+# not a decimal), so such arguments passed the check and int() raised a traceback.
+@pytest.mark.parametrize("argv", [
+    ["airtime", "--sf", "\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "SF\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "7", "--cr", "4/\u00b2", "--payload", "29"],
+    ["airtime", "--sf", "7", "--cr", "\u00b2", "--payload", "29"],
+])
+def test_unicode_digits_are_a_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-telemetry airtime: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("parse, text", [
+    ("lora_telemetry.cli.sim_vehicle:_sysid", "\u00b2"),
+    ("lora_telemetry.cli.sim_vehicle:_count", "\u00b3"),
+    ("lora_telemetry.cli.sim_medium:_port", "\u00b9"),
+])
+def test_unicode_digits_in_sim_arguments_are_argument_errors(parse: str, text: str) -> None:
+    import argparse
+    import importlib
+
+    module, name = parse.split(":")
+    with pytest.raises(argparse.ArgumentTypeError):
+        getattr(importlib.import_module(module), name)(text)
+
+
+def test_unicode_digits_in_a_medium_hub_address_are_a_config_error() -> None:
+    from lora_telemetry.core.errors import ConfigError
+    from lora_telemetry.sim.medium import hub_address
+
+    with pytest.raises(ConfigError, match="host:port"):
+        hub_address("127.0.0.1:\u00b2")
+
+
+@pytest.mark.parametrize("name", ["~nosuchuser_lora_telemetry/keys.yaml",
+                                  pytest.param("x" * 300, id="name-too-long")])
+def test_keys_list_of_an_impossible_path_is_a_one_line_error(
+        capsys: pytest.CaptureFixture[str], name: str) -> None:
+    # Path.expanduser raises RuntimeError for an unknown user; stat raises ENAMETOOLONG.
+    assert main(["keys", "list", name]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lora-telemetry keys: error: ") and err.count("\n") == 1
+
+
+def test_error_messages_quoting_line_breaks_stay_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # cli/main.py promises "a one-line message": a file name with a newline, and YAML's
+    # multi-line parser messages, used to print several lines.
+    assert main(["keys", "list", str(tmp_path / "two\nlines.yaml")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("devices: {\n  uav1: [\n")
+    bad.chmod(0o600)
+    assert main(["keys", "list", str(bad)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# PyYAML's safe loader lets ValueError/KeyError/IndexError/AttributeError out of its scalar
+# constructors and RecursionError out of deep nesting; key files that are not UTF-8 raised
+# UnicodeDecodeError. All must be KeyFileError.
+@pytest.mark.parametrize("text", [
+    "!!int abc", "!!int", "devices: {uav1: {devaddr: 2001-02-30}}", "!!bool", "!!float",
+    "!!timestamp x", pytest.param("[" * 3000, id="[x3000"), pytest.param("{a: " * 1000, id="{a:x1000"),
+])
+def test_key_file_yaml_the_loader_cannot_build_is_a_key_file_error(text: str) -> None:
+    with pytest.raises(keyfile.KeyFileError, match="not valid YAML"):
+        keyfile.parse_key_file(text)
+
+
+def test_key_file_that_is_not_utf8_is_a_key_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_bytes(b"devices:\n  uav1: {devaddr: 26011CA2\x80}\n")
+    path.chmod(0o600)
+    with pytest.raises(keyfile.KeyFileError, match="not UTF-8"):
+        keyfile.load_key_file(path)

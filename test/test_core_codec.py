@@ -264,6 +264,35 @@ def test_family_may_be_given_by_name() -> None:
     assert example_config(family="px4").family is VehicleFamily.PX4
 
 
+# Found by the fuzz harness (bench/fuzz, target "codec"): near the codec's +-1e12 s limit
+# (codec._MAX_ABS_TIME_S), decode put a sample up to max_clock_lead_s past the limit, and encode
+# accepted a time that rounds onto the limit; the other side then refused the result.
+@pytest.mark.parametrize("rx", [1e12 - 0.5, 1e12 - 0.02, 1e12 - 41.0, -1e12 + 0.5])
+def test_a_sample_decoded_near_the_time_limit_re_encodes(rx: float) -> None:
+    cfg = example_config()
+    for seconds in (i * 0.1 for i in range(410)):  # every time code of a 40.96 s window
+        sample = dataclasses.replace(example_sample(), time_unix_s=1700000000.0 + seconds)
+        _, payload = encode(sample, cfg)
+        try:
+            decoded = decode(1, payload, cfg, rx)
+        except CodecError as exc:
+            assert "beyond the codec's" in str(exc)
+            continue
+        assert encode(decoded, cfg) == (1, payload)
+
+
+@pytest.mark.parametrize("t", [1e12 - 0.005, 1e12 - 0.01, -1e12 + 0.005, 1e12 - 0.03])
+def test_a_sample_the_encoder_accepts_decodes_at_its_own_time(t: float) -> None:
+    sample = dataclasses.replace(example_sample(), time_unix_s=t)
+    try:
+        _, payload = encode(sample, example_config())
+    except CodecError as exc:
+        assert "beyond the codec's" in str(exc)
+        return
+    half_step = RESOLUTION["time_unix_s"] / 2
+    assert decode(1, payload, example_config(), t).time_unix_s == pytest.approx(t, abs=half_step + 1e-3)
+
+
 # --------------------------------------------------------------------------------------------
 # Saturation and unknown values
 # --------------------------------------------------------------------------------------------

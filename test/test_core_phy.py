@@ -372,6 +372,17 @@ def test_parse_coding_rate_rejects(bad) -> None:
         parse_coding_rate(bad)
 
 
+# Found by the fuzz harness (bench/fuzz, target "cli"): str.isdigit() accepts "²" (U+00B2, a
+# digit but not a decimal), which int() refuses with ValueError; parsers now check isdecimal().
+@pytest.mark.parametrize("parse, text", [
+    (parse_coding_rate, "4/\u00b2"), (parse_coding_rate, "\u00b2"),
+    (parse_spreading_factor, "\u00b2"), (parse_spreading_factor, "SF\u2079"),
+])
+def test_unicode_digits_that_int_refuses_are_config_errors(parse, text) -> None:
+    with pytest.raises(ConfigError):
+        parse(text)
+
+
 def test_parse_spreading_factor() -> None:
     # RN2483 `radio set sf sf7` (~21061) and the gateway's 'SF7' labels (~7910).
     assert parse_spreading_factor("sf7") == 7

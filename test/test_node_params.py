@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,71 @@ def test_bad_parameters_are_one_line_errors(tmp_path: Path, override: str, words
     out = run_drone(tmp_path, override)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and words in out.stderr
+
+
+# --- parameter mappings that crashed the loaders (found by the fuzz harness, bench/fuzz,
+# target "params"; each used to escape as the exception named in its id) ----------------------
+
+from lora_telemetry import params  # noqa: E402
+from lora_telemetry.core.errors import ConfigError  # noqa: E402
+from lora_telemetry.drone.config import DroneConfig  # noqa: E402
+from lora_telemetry.ground.config import GroundConfig  # noqa: E402
+
+DRONE = {"uav_name": "uav1", "mavlink_url": "udpin:127.0.0.1:14550", "radio_port": "/dev/null",
+         "key_file": "/k.yaml", "fcnt_state_file": "/f.json", "origin_lat_deg": 47.0,
+         "origin_lon_deg": 8.0, "origin_alt_m": 400.0}
+GROUND = {"key_file": "/k.yaml", "origin_lat_deg": 47.0, "origin_lon_deg": 8.0,
+          "origin_alt_m": 400.0, "devices": {"uav1": {"system_id": 1}}}
+
+
+def test_the_base_mappings_load() -> None:
+    DroneConfig.from_mapping(DRONE)
+    GroundConfig.from_mapping(GROUND)
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({1: "x"}, id="TypeError-int-key"),
+    pytest.param({None: "x"}, id="TypeError-None-key"),
+    pytest.param({"origin_lat_deg": 10**400}, id="OverflowError-int-for-float"),
+    pytest.param({"key_file": "~nosuchuser_lora_telemetry/k.yaml"}, id="RuntimeError-tilde-user"),
+    pytest.param({"fcnt_state_file": "~nosuchuser_lora_telemetry/f"}, id="RuntimeError-tilde-user2"),
+])
+def test_drone_parameters_that_crashed_are_config_errors(change: dict) -> None:
+    with pytest.raises(ConfigError):
+        DroneConfig.from_mapping({**DRONE, **change})
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({1: "x"}, id="AttributeError-int-key"),
+    pytest.param({"devices": ["uav1"]}, id="TypeError-devices-list"),
+    pytest.param({"devices": "uav1"}, id="TypeError-devices-str"),
+    pytest.param({"devices": {"uav1": {1: 2, None: 3}}}, id="TypeError-device-field-keys"),
+    pytest.param({"origin_alt_m": -(10**400)}, id="OverflowError-int-for-float"),
+    pytest.param({"key_file": "~nosuchuser_lora_telemetry/k.yaml"}, id="RuntimeError-tilde-user"),
+])
+def test_ground_parameters_that_crashed_are_config_errors(change: dict) -> None:
+    with pytest.raises(ConfigError):
+        GroundConfig.from_mapping({**GROUND, **change})
+
+
+# Periods and timeouts must be finite: `update_period_s: .inf` used to be accepted (a drone
+# that never sends), as were the other periods and the ground's rate and timeouts.
+@pytest.mark.parametrize("name", ["update_period_s", "max_sample_age_s", "stale_timeout_s",
+                                  "reconnect_backoff_max_s", "diagnostics_period_s"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, -1.0])
+def test_drone_periods_must_be_finite_and_positive(name: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=name):
+        DroneConfig.from_mapping({**DRONE, name: value})
+
+
+@pytest.mark.parametrize("name", ["state_rate_hz", "stale_after_s", "receive_timeout_s"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, 0.0])
+def test_ground_rates_and_timeouts_must_be_finite_and_positive(name: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=name):
+        GroundConfig.from_mapping({**GROUND, name: value})
+
+
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_coerce_of_an_int_beyond_float_range_is_a_config_error(kind: str) -> None:
+    with pytest.raises(ConfigError, match="parameter p"):
+        params.coerce("p", 10**400 if kind == "float" else math.inf, kind)

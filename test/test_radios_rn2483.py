@@ -173,6 +173,14 @@ def test_value_answers_are_parsed(cmd, answer, value):
     assert isinstance(event, P.Completed) and event.value == value
 
 
+def test_mac_rx_with_a_digit_that_is_not_a_decimal_is_other() -> None:
+    # Found while fuzzing (bench/fuzz): "²".isdigit() is True but int("²") raises, so a
+    # classify_line call on such text (it is public; the framer itself passes only ASCII)
+    # raised ValueError instead of classifying the line.
+    assert P.classify_line("mac_rx \u00b2 0A").kind is P.LineKind.OTHER
+
+
+
 def test_a_value_that_does_not_parse_is_garbage_not_the_answer():
     proto = P.RN2483Protocol()
     _start(proto, P.radio_get("snr"))

@@ -7,6 +7,7 @@ the SX1276 datasheet (lines ~12330-19150) and the thesis gateway program (lines 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings
 from lora_telemetry.radios.sx1276 import registers as R
 from lora_telemetry.radios.base import NoSuchDevice, RadioDisconnected, RadioError, RadioTimeout
@@ -203,6 +205,42 @@ def test_rssi_encoding_is_the_inverse_of_decoding(rssi, snr, lf):
     decoded = R.decode_packet_rssi(pkt_rssi, R.decode_snr(snr_reg), lf)
     # Half a 1 dB register step; 1e-9 absorbs binary floating-point error at the boundary.
     assert abs(decoded - rssi) <= 0.5 + 1e-9
+
+
+# Found by the fuzz harness (bench/fuzz, target "sx1276"): NaN, infinities and numbers beyond
+# float range reached int()/round() inside these helpers and escaped as ValueError or
+# OverflowError instead of the ConfigError (UnsupportedPhy) the module documents.
+BAD_NUMBERS = [math.nan, math.inf, -math.inf, 10**400, 1e308, -1e308, "433175000", None]
+REGISTER_HELPERS = {
+    "frf_from_frequency": lambda x: R.frf_from_frequency(x),
+    "check_frequency": lambda x: R.check_frequency(x),
+    "pa_registers": lambda x: R.pa_registers(x, pa_boost=True),
+    "encode_snr": lambda x: R.encode_snr(x),
+    "encode_packet_rssi": lambda x: R.encode_packet_rssi(x, 0x10, lf_port=True),
+    "encode_rssi": lambda x: R.encode_rssi(x, lf_port=False),
+    "frequency_from_frf": lambda x: R.frequency_from_frf(x),
+    "nominal_frequency_from_frf": lambda x: R.nominal_frequency_from_frf(x),
+}
+
+
+@pytest.mark.parametrize("helper", sorted(REGISTER_HELPERS))
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=repr)
+def test_register_helpers_refuse_non_finite_numbers_with_a_config_error(helper, value):
+    call = REGISTER_HELPERS[helper]
+    if helper == "encode_snr" and value in (1e308, -1e308):
+        assert call(value) == (0x7F if value > 0 else 0x80)  # finite: saturates (-32..31.75 dB)
+        return
+    if helper.startswith("encode_") and value in (1e308, -1e308):
+        assert 0 <= call(value) <= 0xFF  # finite: saturates to the register's range
+        return
+    with pytest.raises(ConfigError, match="number|Frf|outside"):
+        call(value)
+
+
+def test_frf_helpers_take_only_24_bit_words():
+    assert R.nominal_frequency_from_frf(0x6C4B33) == 433_175_000
+    with pytest.raises(R.UnsupportedPhy, match="24-bit"):
+        R.frequency_from_frf(1 << 24)
 
 
 # --- driver start-up ---------------------------------------------------------------------------

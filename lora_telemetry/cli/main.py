@@ -49,8 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoraTelemetryError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
-        print(f"lora-telemetry {args.command}: error: {exc}", file=sys.stderr)
-        announce_failed(str(exc))  # to a parent waiting for readiness (lora_telemetry/readiness.py)
+        # One line even when the message quotes text with line breaks (a path, a YAML error).
+        message = " ".join(str(exc).splitlines())
+        print(f"lora-telemetry {args.command}: error: {message}", file=sys.stderr)
+        announce_failed(message)  # to a parent waiting for readiness (lora_telemetry/readiness.py)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -28,7 +28,7 @@ from lora_telemetry.sim.medium import (
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not text.isdecimal() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"port {text!r} must be 0-65535 (0: pick a free one)")
     return int(text)
 

@@ -59,13 +59,13 @@ def _finite(text: str) -> float:
 
 
 def _sysid(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 255:
+    if not text.isdecimal() or not 1 <= int(text) <= 255:
         raise argparse.ArgumentTypeError(f"system id {text!r} must be an integer in 1..255")
     return int(text)
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 255:
+    if not text.isdecimal() or not 1 <= int(text) <= 255:
         raise argparse.ArgumentTypeError(f"count {text!r} must be an integer in 1..255")
     return int(text)
 

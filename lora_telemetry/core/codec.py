@@ -128,7 +128,8 @@ _VOLT_STEP_V = 0.1
 # bound only keeps the rounding of absurd readings finite.
 _ALT_LIMIT_TICKS = 1e9
 # Times beyond +-1e12 s (year ~33700) are refused: they are garbage, and 20 ms steps would no
-# longer be representable in a float.
+# longer be representable in a float. The limit applies to the time on the wire's 20 ms grid,
+# on both sides (:func:`_check_sample_time`), so every decoded sample re-encodes.
 _MAX_ABS_TIME_S = 1e12
 
 # Signed fields: the most negative code means unknown, +-(2**(bits-1) - 1) means saturated and
@@ -519,6 +520,12 @@ def _q_unsigned(value: float | None, step: float, max_code: int, unknown: int) -
     return _round(x)
 
 
+def _check_sample_time(tick: int, what: object) -> None:
+    """Refuse a sample time (20 ms tick) beyond the codec's limit, in encode and decode alike."""
+    if not abs(tick * TIME_STEP_S) < _MAX_ABS_TIME_S:
+        raise CodecError(f"sample time {what!r} is beyond the codec's +-{_MAX_ABS_TIME_S:g} s")
+
+
 def time_code(time_unix_s: float) -> int:
     """The 11-bit wire timestamp: 20 ms ticks since the epoch, modulo 2048."""
     return _round(time_unix_s / TIME_STEP_S) % _TIME_TICKS
@@ -544,6 +551,7 @@ def reconstruct_time(
         raise CodecError(f"clock lead must be in [0, {TIME_WINDOW_S}) s, got {max_clock_lead_s!r}")
     latest_tick = math.floor((receive_time_unix_s + max_clock_lead_s) / TIME_STEP_S)
     tick = latest_tick - ((latest_tick - code) % _TIME_TICKS)
+    _check_sample_time(tick, tick * TIME_STEP_S)
     return tick * TIME_STEP_S
 
 
@@ -569,6 +577,7 @@ def _encode_fields_v1(sample: TelemetrySample, config: CodecConfig) -> dict[str,
     t = _number("time_unix_s", sample.time_unix_s)
     if t is None or not abs(t) < _MAX_ABS_TIME_S:
         raise CodecError(f"time_unix_s is not a plausible Unix time: {sample.time_unix_s!r}")
+    _check_sample_time(_round(t / TIME_STEP_S), t)
 
     # Position: east/north of the origin; unknown unless both coordinates are known.
     lat = _number("lat_deg", sample.lat_deg)

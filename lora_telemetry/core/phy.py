@@ -90,10 +90,10 @@ def parse_coding_rate(value: str | int) -> int:
         text = value.strip().replace(" ", "")
         if "/" in text:
             num, _, den = text.partition("/")
-            if num != "4" or not den.isdigit():
+            if num != "4" or not den.isdecimal():
                 raise ConfigError(f"coding rate {value!r} is not of the form 4/5 .. 4/8")
             cr = int(den)
-        elif text.isdigit():
+        elif text.isdecimal():
             cr = int(text)
         else:
             raise ConfigError(f"coding rate {value!r} is not of the form 4/5 .. 4/8")
@@ -162,7 +162,7 @@ def parse_spreading_factor(value: str | int) -> int:
         text = value.strip().lower()
         if text.startswith("sf"):
             text = text[2:]
-        if not text.isdigit():
+        if not text.isdecimal():
             raise ConfigError(f"spreading factor {value!r} is not of the form SF7 or 7")
         sf = int(text)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -11,10 +12,10 @@ from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.dutycycle import POLICIES
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
-from lora_telemetry.params import check_origin, coerce, missing_parameters
+from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
+from lora_telemetry.persist import default_state_dir
 from lora_telemetry.radios import registry
 from lora_telemetry.radios.base import Capability
-from lora_telemetry.persist import default_state_dir
 
 LORAWAN_MODES = ("raw", "module")
 
@@ -80,8 +81,9 @@ class DroneConfig:
             raise ConfigError(f"mavlink_system_id {self.mavlink_system_id} must be 0 (auto) .. 255")
         for name in ("update_period_s", "max_sample_age_s", "stale_timeout_s",
                      "reconnect_backoff_max_s", "diagnostics_period_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive, finite number, got {value!r}")
         if self.max_sample_age_s >= tcodec.TIME_WINDOW_S - 1:
             raise ConfigError(f"max_sample_age_s must stay below {tcodec.TIME_WINDOW_S - 1:g} s: "
                               "older samples would be dated one time window late")
@@ -123,7 +125,7 @@ class DroneConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> "DroneConfig":
         """Build from ROS parameters or YAML; unknown keys and wrong types are clear errors."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
+        unknown = sorted(str(k) for k in values if k not in fields)
         if unknown:
             raise ConfigError(f"unknown drone parameter(s): {', '.join(unknown)}")
         kwargs: dict[str, Any] = {}
@@ -138,5 +140,5 @@ class DroneConfig:
             raise missing_parameters("drone", missing)
         for path_field in ("key_file", "fcnt_state_file"):
             if kwargs.get(path_field):
-                kwargs[path_field] = str(Path(kwargs[path_field]).expanduser())
+                kwargs[path_field] = expand_user(kwargs[path_field], f"parameter {path_field}")
         return cls(**kwargs)

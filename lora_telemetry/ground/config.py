@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,7 +14,7 @@ from lora_telemetry.core.gateway import Device
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
 from lora_telemetry.keyfile import load_key_file
-from lora_telemetry.params import check_origin, coerce, missing_parameters
+from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
 from lora_telemetry.persist import default_state_dir
 
 RADIOS = ("sx1276", "emulator")
@@ -61,8 +62,9 @@ class GroundConfig:
         if self.radio not in RADIOS:
             raise ConfigError(f"radio {self.radio!r} must be 'sx1276' (SPI) or 'emulator'")
         for name in ("state_rate_hz", "stale_after_s", "receive_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive, finite number, got {value!r}")
         if not self.devices:
             raise ConfigError("no devices registered: add devices.<uav_name>.system_id entries")
         check_origin(self.origin_lat_deg, self.origin_lon_deg)
@@ -115,7 +117,12 @@ class GroundConfig:
         kwargs: dict[str, Any] = {}
         devices: dict[str, dict[str, Any]] = {}
         for name, value in values.items():
-            if name == "devices" and isinstance(value, Mapping):
+            if not isinstance(name, str):
+                raise ConfigError(f"parameter name {name!r} is not a string")
+            if name == "devices":
+                if not isinstance(value, Mapping):
+                    raise ConfigError("devices must map each UAV name to its fields, "
+                                      f"got {type(value).__name__}")
                 for dev, entry in value.items():
                     if not isinstance(entry, Mapping):
                         raise ConfigError(f"devices.{dev} must be a mapping")
@@ -134,14 +141,16 @@ class GroundConfig:
             else:
                 kwargs[name] = coerce(name, value, str(fields[name].type))
         for dev, entry in devices.items():
-            unknown = set(entry) - {"devaddr", "system_id", "vehicle_family"}
+            unknown = sorted(str(k) for k in entry if k not in ("devaddr", "system_id",
+                                                                 "vehicle_family"))
             if unknown:
-                raise ConfigError(f"devices.{dev}: unknown field(s) {', '.join(sorted(unknown))}")
+                raise ConfigError(f"devices.{dev}: unknown field(s) {', '.join(unknown)}")
         missing = [n for n, f in fields.items() if n not in kwargs and n != "devices"
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise missing_parameters("ground", missing)
-        kwargs["key_file"] = str(Path(kwargs["key_file"]).expanduser())
+        kwargs["key_file"] = expand_user(kwargs["key_file"], "parameter key_file")
         if kwargs.get("fcnt_state_file"):
-            kwargs["fcnt_state_file"] = str(Path(kwargs["fcnt_state_file"]).expanduser())
+            kwargs["fcnt_state_file"] = expand_user(kwargs["fcnt_state_file"],
+                                                    "parameter fcnt_state_file")
         return cls(devices=devices, **kwargs)

@@ -64,10 +64,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
-
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.geo import LocalProjection
+from lora_telemetry.core.numbers import finite_float
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.sim.medium_model import (
     MediumError,
@@ -77,6 +76,7 @@ from lora_telemetry.sim.medium_model import (
     RxEvent,
     TxDoneEvent,
 )
+from lora_telemetry.yaml_files import load_yaml, read_text
 
 __all__ = [
     "DEFAULT_HOST",
@@ -114,7 +114,7 @@ def _parse_host_port(text: str) -> Address:
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not port.isdecimal() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"medium hub address {text!r} is not of the form host:port")
     return host, int(port)
 
@@ -151,14 +151,8 @@ def load_medium_params(path: str | os.PathLike[str] | None) -> MediumParams:
     """Medium parameters from a YAML file (see config/medium.yaml); None gives the defaults."""
     if path is None:
         return MediumParams()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read medium config {path}: {exc.strerror or exc}") from None
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"medium config {path} is not valid YAML: {exc}") from None
+    source = f"medium config {path}"
+    values = load_yaml(read_text(path, source), source)
     try:
         return MediumParams.from_mapping(values)
     except ConfigError as exc:
@@ -193,9 +187,10 @@ def _hex_bytes(value: Any, what: str) -> bytes:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_float(value)
+    if number is None:
         raise MediumError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _encode(message: dict[str, Any]) -> bytes:

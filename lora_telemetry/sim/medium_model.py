@@ -55,6 +55,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Union
 
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+from lora_telemetry.core.numbers import finite_float
 from lora_telemetry.core.phy import PhySettings, parse_spreading_factor
 
 __all__ = [
@@ -124,11 +125,12 @@ MediumEvent = Union[RxEvent, TxDoneEvent]
 
 
 def _finite(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_float(value)
+    if number is None:
         raise ConfigError(f"medium parameter {name} must be a finite number, got {value!r}")
-    if not lo <= value <= hi:
+    if not lo <= number <= hi:
         raise ConfigError(f"medium parameter {name}={value!r} is outside [{lo:g}, {hi:g}]")
-    return float(value)
+    return number
 
 
 @dataclass(frozen=True)

@@ -824,7 +824,7 @@ class RN2483Emulator:
                 return self._answer(f"{mac.rx2_dr} {mac.rx2_freq}")
             region = _BAND_REGIONS[int(w[1])]
             return self._answer(f"{region.rx2_dr} {region.rx2_frequency_hz}")
-        if param == "ch" and len(w) == 3 and w[2].isdigit() and int(w[2]) <= 15:
+        if param == "ch" and len(w) == 3 and w[2].isdecimal() and int(w[2]) <= 15:
             ch = mac.channels[int(w[2])]
             answers = {"freq": str(ch.freq), "dcycle": str(ch.dcycle),
                        "drrange": f"{ch.dr_min} {ch.dr_max}", "status": "on" if ch.on else "off"}
@@ -881,7 +881,7 @@ class RN2483Emulator:
         mac = self.mac
         kind = kind.lower()
         data = P.parse_hex_data(hex_text, min_bytes=1)
-        if kind not in ("cnf", "uncnf") or not port_text.isdigit() or not (
+        if kind not in ("cnf", "uncnf") or not port_text.isdecimal() or not (
             1 <= int(port_text) <= 223
         ) or data is None:
             return self._invalid()
@@ -1198,7 +1198,7 @@ class RN2483Emulator:
         return None
 
     def _radio_rx(self, window_text: str) -> None:
-        if not window_text.isdigit() or int(window_text) > 65535:
+        if not window_text.isdecimal() or int(window_text) > 65535:
             return self._invalid()
         if not self._radio_ready():
             return None

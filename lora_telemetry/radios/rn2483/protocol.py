@@ -331,7 +331,7 @@ def classify_line(text: str) -> Line:
         return Line(LineKind.ERROR, text)
     if text.startswith("mac_rx "):
         parts = text.split(" ")
-        if len(parts) == 3 and parts[1].isdigit() and 1 <= int(parts[1]) <= 255:
+        if len(parts) == 3 and parts[1].isdecimal() and 1 <= int(parts[1]) <= 255:
             data = parse_hex_data(parts[2], min_bytes=1)
             if data is not None:
                 return Line(LineKind.MAC_RX, text, port=int(parts[1]), data=data)

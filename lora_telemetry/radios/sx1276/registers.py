@@ -28,10 +28,10 @@ original gateway program in the same file (Annex IV, lines ~7850-8800). Decision
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping
 
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.numbers import finite_float
 from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings
 from lora_telemetry.radios.base import RadioError
 
@@ -195,14 +195,30 @@ class UnsupportedPhy(RadioError, ConfigError):
     """PHY settings the SX1276 cannot apply (out-of-band frequency, power, mode)."""
 
 
+def _finite(value: object, what: str) -> float:
+    """A number the register arithmetic can use; NaN, infinities, ints beyond float range and
+    non-numbers are UnsupportedPhy (they would otherwise fail inside int()/round())."""
+    number = finite_float(value)
+    if number is None:
+        raise UnsupportedPhy(f"{what} {value!r} is not a finite number")
+    return number
+
+
+def _frf_word(frf: object) -> int:
+    if isinstance(frf, bool) or not isinstance(frf, int) or not 0 <= frf < 1 << 24:
+        raise UnsupportedPhy(f"Frf {frf!r} is not a 24-bit register word (RegFrf)")
+    return frf
+
+
 # --- Frequency ---------------------------------------------------------------------------------
 
 def check_frequency(frequency_hz: int) -> None:
     """Raise `UnsupportedPhy` unless the frequency lies in one of the chip's bands."""
-    if not any(lo <= frequency_hz <= hi for lo, hi in BANDS_HZ):
+    hz = _finite(frequency_hz, "frequency")
+    if not any(lo <= hz <= hi for lo, hi in BANDS_HZ):
         bands = ", ".join(f"{lo / 1e6:g}-{hi / 1e6:g}" for lo, hi in BANDS_HZ)
         raise UnsupportedPhy(
-            f"frequency {frequency_hz / 1e6:g} MHz is outside the SX1276 bands ({bands} MHz)"
+            f"frequency {hz / 1e6:g} MHz is outside the SX1276 bands ({bands} MHz)"
         )
 
 
@@ -219,7 +235,7 @@ def frf_from_frequency(frequency_hz: int) -> int:
 
 def frequency_from_frf(frf: int) -> float:
     """Exact synthesiser frequency for an Frf word, in Hz."""
-    return frf * FXOSC_HZ / (1 << FRF_SHIFT)
+    return _frf_word(frf) * FXOSC_HZ / (1 << FRF_SHIFT)
 
 
 def nominal_frequency_from_frf(frf: int) -> int:
@@ -330,10 +346,7 @@ def pa_registers(power_dbm: float, *, pa_boost: bool) -> tuple[int, int, int]:
     RFO: Pout = Pmax - (15 - OutputPower), Pmax = 10.8 + 0.6 * MaxPower; MaxPower 7
     (Pmax 15 dBm) for 0..+15 dBm, MaxPower 0 (Pmax 10.8 dBm) for -4..-1 dBm.
     """
-    if (isinstance(power_dbm, bool) or not isinstance(power_dbm, (int, float))
-            or not math.isfinite(power_dbm)):
-        raise UnsupportedPhy(f"TX power {power_dbm!r} is not a number of dBm")
-    p = int(round(power_dbm))
+    p = int(round(_finite(power_dbm, "TX power (dBm)")))
     if pa_boost:
         if not 2 <= p <= 20:
             raise UnsupportedPhy(f"TX power {power_dbm:g} dBm is outside PA_BOOST's +2..+20 dBm")
@@ -461,7 +474,8 @@ def decode_snr(reg: int) -> float:
 
 def encode_snr(snr_db: float) -> int:
     """SNR in dB -> RegPktSnrValue, rounded to 0.25 dB and saturated to -32..+31.75 dB."""
-    quarter = max(-128, min(127, int(round(snr_db * 4.0))))
+    snr = max(-64.0, min(64.0, _finite(snr_db, "SNR (dB)")))  # saturates below anyway
+    quarter = max(-128, min(127, int(round(snr * 4.0))))
     return quarter & 0xFF
 
 
@@ -474,7 +488,7 @@ def decode_packet_rssi(pkt_rssi_reg: int, snr_db: float, lf_port: bool) -> float
 def encode_packet_rssi(rssi_dbm: float, snr_reg: int, lf_port: bool) -> int:
     """Inverse of `decode_packet_rssi` for the SNR the chip reports (register `snr_reg`)."""
     snr_db = decode_snr(snr_reg)
-    raw = rssi_dbm - rssi_offset(lf_port) - (snr_db if snr_db < 0 else 0.0)
+    raw = _finite(rssi_dbm, "packet RSSI (dBm)") - rssi_offset(lf_port) - (snr_db if snr_db < 0 else 0.0)
     return max(0, min(255, int(round(raw))))
 
 
@@ -484,7 +498,7 @@ def decode_rssi(rssi_reg: int, lf_port: bool) -> float:
 
 
 def encode_rssi(rssi_dbm: float, lf_port: bool) -> int:
-    return max(0, min(255, int(round(rssi_dbm - rssi_offset(lf_port)))))
+    return max(0, min(255, int(round(_finite(rssi_dbm, "RSSI (dBm)") - rssi_offset(lf_port)))))
 
 
 def rx_coding_rate(modem_stat: int) -> int | None:
