@@ -55,7 +55,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Union
 
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
-from lora_telemetry.core.phy import PhySettings, parse_spreading_factor
+from lora_telemetry.core.phy import (
+    DEFAULT_NOISE_FIGURE_DB,
+    THERMAL_NOISE_DBM_PER_HZ,
+    PhySettings,
+    noise_floor_dbm,
+    parse_spreading_factor,
+)
 
 __all__ = [
     "DROP_REASONS",
@@ -142,8 +148,8 @@ class MediumParams:
     tx_antenna_gain_dbi: float = 0.0
     rx_antenna_gain_dbi: float = 0.0
     default_tx_power_dbm: float = 14.0
-    thermal_noise_dbm_per_hz: float = -174.0
-    noise_figure_db: float = 7.0
+    thermal_noise_dbm_per_hz: float = THERMAL_NOISE_DBM_PER_HZ
+    noise_figure_db: float = DEFAULT_NOISE_FIGURE_DB
     snr_threshold_db: Mapping[int, float] = field(
         default_factory=lambda: dict(DEFAULT_SNR_THRESHOLD_DB)
     )
@@ -226,8 +232,7 @@ class MediumParams:
 
     def noise_floor_dbm(self, bandwidth_hz: int) -> float:
         """Thermal noise in the channel plus the receiver noise figure."""
-        thermal = self.thermal_noise_dbm_per_hz + 10.0 * math.log10(bandwidth_hz)
-        return thermal + self.noise_figure_db
+        return noise_floor_dbm(bandwidth_hz, self.noise_figure_db, self.thermal_noise_dbm_per_hz)
 
     def sensitivity_dbm(self, phy: PhySettings) -> float:
         """Weakest RSSI still demodulated: noise floor plus the SF's SNR limit."""
