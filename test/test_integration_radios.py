@@ -25,10 +25,9 @@ from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.radios.ebyte.driver import EByteRadio
 from lora_telemetry.radios.rn2483.driver import RN2483Radio
 from lora_telemetry.radios.sx1276.driver import SX1276Radio
-from lora_telemetry.sim.ebyte_emulator import EByteEmulator
+from lora_telemetry.sim.emulated_serial import emulated_module
+from lora_telemetry.sim.emulated_spi import emulated_chip
 from lora_telemetry.sim.medium import MediumClient
-from lora_telemetry.sim.rn2483_emulator import RN2483Emulator
-from lora_telemetry.sim.sx1276_emulator import SX1276Emulator
 
 REPO = Path(__file__).resolve().parent.parent
 # 433.175 MHz, SF7, 125 kHz: EU433 channel 0 at DR5, the thesis's 433 MHz configuration
@@ -58,12 +57,14 @@ def hub() -> Iterator[tuple[str, int]]:
 
 @pytest.fixture
 def gateway(hub: tuple[str, int]) -> Iterator[SX1276Radio]:
-    chip = SX1276Emulator(MediumClient("gateway", hub, position_m=(0.0, -300.0, 10.0)))
+    client = MediumClient("gateway", hub, position_m=(0.0, -300.0, 10.0))
+    chip = emulated_chip("sx1276", "gateway", client)
     radio = SX1276Radio(spi=chip.spi, gpio=chip.gpio)
     radio.configure(PHY_433)
     yield radio
     radio.close()
     chip.close()
+    client.close()
 
 
 @contextlib.contextmanager
@@ -91,7 +92,8 @@ def test_thesis_rn2483_lorawan_uplink_reaches_sx1276(tmp_path: Path, hub, gatewa
     setup = seed_vectors["rn2483_abp_setup_thesis"]["commands"]
     assert setup[0] == "mac reset 433" and "mac set dr 5" in setup
     client = MediumClient("uav1", hub, position_m=(0.0, 0.0, 50.0))
-    with serving(RN2483Emulator("uav1", tmp_path / "uav1.tty", client, band=433, seed=1)) as emu:
+    emu = emulated_module("rn2483", "uav1", tmp_path / "uav1.tty", client, band=433, seed=1)
+    with serving(emu):
         with RN2483Radio(emu.path) as rn:
             # The thesis's end-node set-up (band 433, ch 0 only, dcycle 9, DR5, pwridx 0, ABP).
             rn.lorawan_setup(433, 433_175_000, 5, 0, vec["expected"]["devaddr_hex"],
@@ -111,7 +113,8 @@ def test_rn2483_p2p_frame_reaches_sx1276(tmp_path: Path, hub, gateway) -> None:
     client = MediumClient("uav2", hub, position_m=(20.0, 0.0, 50.0))
     data = lw.build_data_frame(0x26011CA3, 42, b"\x01" * 16, nwkskey=bytes(16),
                                appskey=bytes(16), fport=1)
-    with serving(RN2483Emulator("uav2", tmp_path / "uav2.tty", client, band=433, seed=2)) as emu:
+    emu = emulated_module("rn2483", "uav2", tmp_path / "uav2.tty", client, band=433, seed=2)
+    with serving(emu):
         with RN2483Radio(emu.path) as rn:
             rn.configure(PHY_433)
             result = rn.send(data)
@@ -124,7 +127,7 @@ def test_rn2483_p2p_frame_reaches_sx1276(tmp_path: Path, hub, gateway) -> None:
 def test_ebyte_frame_reaches_sx1276(tmp_path: Path, hub, gateway) -> None:
     client = MediumClient("uav3", hub, position_m=(-20.0, 0.0, 50.0))
     data = bytes(range(29))
-    with serving(EByteEmulator("uav3", tmp_path / "uav3.tty", client)) as emu:
+    with serving(emulated_module("ebyte", "uav3", tmp_path / "uav3.tty", client)) as emu:
         with EByteRadio(emu.path) as eb:
             eb.configure(PHY_433)
             eb.send(data)
@@ -135,9 +138,10 @@ def test_ebyte_frame_reaches_sx1276(tmp_path: Path, hub, gateway) -> None:
 
 def test_wrong_sf_never_reaches_the_gateway(tmp_path: Path, hub, gateway) -> None:
     client = MediumClient("uav4", hub, position_m=(0.0, 10.0, 50.0))
-    with serving(EByteEmulator("uav4", tmp_path / "uav4.tty", client)) as emu:
+    with serving(emulated_module("ebyte", "uav4", tmp_path / "uav4.tty", client)) as emu:
         with EByteRadio(emu.path) as eb:
             eb.configure(PhySettings(433_175_000, 8, 125_000))
             eb.send(bytes(20))
             assert gateway.receive(1.0) is None
     client.close()
+

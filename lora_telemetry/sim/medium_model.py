@@ -52,8 +52,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
+from lora_telemetry.core.emulation import MediumEvent, RxEvent, TxDoneEvent
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.phy import (
     DEFAULT_NOISE_FIGURE_DB,
@@ -103,30 +104,6 @@ class MediumError(LoraTelemetryError):
     """A request the medium cannot carry out (a busy transmitter, bad data, unknown node)."""
 
 
-@dataclass(frozen=True)
-class RxEvent:
-    """A frame heard by a node, delivered at its end (``t_end = t_start + time on air``)."""
-
-    data: bytes
-    phy: PhySettings
-    rssi_dbm: float
-    snr_db: float
-    crc_ok: bool
-    tx_node: str
-    t_start: float
-    t_end: float
-
-
-@dataclass(frozen=True)
-class TxDoneEvent:
-    """To the sender, when its frame has left the air."""
-
-    airtime_s: float
-    t_start: float
-    t_end: float
-
-
-MediumEvent = Union[RxEvent, TxDoneEvent]
 
 
 def _finite(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> float:
