@@ -1,10 +1,11 @@
 """Benchmark: what the SX1276 gateway driver costs per received frame, and when idle.
 
-Runs the real driver (`radios/sx1276.py`) against the emulated chip (`sim/sx1276_emulator.py`,
-no medium): each frame is injected into the chip and read back by ``receive()`` through the
-same SPI transfers and DIO0 edge wait as on a Raspberry Pi. Reports
+Runs the real driver (`radios/sx1276/driver.py`) against the emulated chip (its logic in
+`radios/sx1276/emulator.py`, behind sim/emulated_spi.py, no medium): each frame is injected
+into the chip and read back by ``receive()`` through the same SPI transfers and DIO0 edge
+wait as on a Raspberry Pi. Reports
 
-* per received frame: emulator (``inject_rx``), driver ``receive()`` (which includes the
+* per received frame: emulator (``inject``), driver ``receive()`` (which includes the
   emulated register file answering its SPI transfers) and both together, in microseconds;
 * idle: the process CPU time while the driver sits blocked in ``receive()`` for N seconds
   with nothing on the air. A blocking edge wait costs ~0; a polling loop would show up here.
@@ -29,7 +30,8 @@ if str(REPO) not in sys.path:
 
 from lora_telemetry.core.phy import PhySettings  # noqa: E402
 from lora_telemetry.radios.sx1276.driver import SX1276Radio  # noqa: E402
-from lora_telemetry.sim.sx1276_emulator import InjectedRx, SX1276Emulator  # noqa: E402
+from lora_telemetry.radios.sx1276.emulator import InjectedRx  # noqa: E402
+from lora_telemetry.sim.emulated_spi import EmulatedSpiChip, emulated_chip  # noqa: E402
 
 PHY = PhySettings(frequency_hz=869_525_000, sf=7, bandwidth_hz=125_000)  # thesis DR5 channel
 
@@ -44,19 +46,19 @@ def _summary(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def bench_frames(radio: SX1276Radio, emu: SX1276Emulator, frames: int, payload: int) -> dict:
+def bench_frames(radio: SX1276Radio, emu: EmulatedSpiChip, frames: int, payload: int) -> dict:
     data = bytes(range(payload % 256)) * (payload // 256) + bytes(range(payload % 256))
     data = data[:payload]
     event = InjectedRx(data, PHY, rssi_dbm=-95.0, snr_db=8.0)
     for _ in range(50):  # warm-up
-        emu.inject_rx(event)
+        emu.inject(event)
         radio.receive(1.0)
     inject, receive, total = [], [], []
     transfers0 = emu.spi.transfers
     cpu0 = time.process_time()
     for _ in range(frames):
         t0 = time.perf_counter()
-        if not emu.inject_rx(event):
+        if not emu.inject(event):
             raise RuntimeError("emulator refused the frame")
         t1 = time.perf_counter()
         frame = radio.receive(1.0)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.payload <= 255:
         parser.error("--payload must be 1..255")
 
-    with SX1276Emulator() as emu, SX1276Radio(spi=emu.spi, gpio=emu.gpio) as radio:
+    with emulated_chip("sx1276", "bench") as emu, SX1276Radio(spi=emu.spi, gpio=emu.gpio) as radio:
         radio.configure(PHY)
         frames = bench_frames(radio, emu, args.frames, args.payload)
         idle = bench_idle(radio, args.idle_seconds)
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     rows = [
-        ("emulator inject_rx", frames["emulator_inject"]),
+        ("emulator inject", frames["emulator_inject"]),
         ("driver receive()", frames["driver_receive"]),
         ("driver + emulator", frames["driver_plus_emulator"]),
     ]

@@ -15,7 +15,7 @@ from lora_telemetry.drone.transmitters import (
 from lora_telemetry.keyfile import DeviceKeys
 from lora_telemetry.sim.medium import MediumClient, MediumHub, RxEvent
 from lora_telemetry.sim.medium_model import MediumModel
-from lora_telemetry.sim.rn2483_emulator import RN2483Emulator
+from lora_telemetry.sim.emulated_serial import emulated_module
 
 KEYS = DeviceKeys("uav1", 0x260B0001, bytes(range(16)), bytes(range(16, 32)))
 PHY = PhySettings(433_175_000, 7, 125_000, tx_power_dbm=10.0)  # EU433 DR5, thesis channel
@@ -29,7 +29,7 @@ def air(tmp_path):
     sniffer = MediumClient("gateway", hub.address, position_m=(0.0, -100.0, 10.0))
     sniffer.listen(PHY)
     module = MediumClient("uav1", hub.address, position_m=(0.0, 0.0, 30.0))
-    emu = RN2483Emulator("uav1", tmp_path / "uav1.tty", module, band=433, seed=1)
+    emu = emulated_module("rn2483", "uav1", tmp_path / "uav1.tty", module, band=433, seed=1)
     emu.start()
     time.sleep(0.2)
     yield emu, sniffer

@@ -56,7 +56,9 @@ from lora_telemetry.radios.ebyte.protocol import (
     SetRssi,
 )
 from lora_telemetry.radios.serial_transport import SerialTransport
-from lora_telemetry.sim.ebyte_emulator import EByteEmulator, EByteModuleLogic, ToHost, Transmit
+from lora_telemetry.core.emulation import ToHost, Transmit
+from lora_telemetry.radios.ebyte.emulator import EByteModuleLogic
+from lora_telemetry.sim.emulated_serial import EmulatedSerialModule
 from lora_telemetry.sim.medium import RxEvent, TxDoneEvent
 from lora_telemetry.sim.pty_port import PtyPort
 
@@ -374,18 +376,25 @@ def test_module_logic_reception_filters() -> None:
 def test_module_logic_transmission_timing_and_listen_before_talk() -> None:
     logic = _configured_logic()
     actions = logic.feed(AirPacketFromHost(SEED_DATA).encode(), 10.0)
-    assert actions == [Transmit(SEED_DATA, SEED_PHY)] and logic.state == "tx"
+    assert actions == [Transmit(SEED_DATA, SEED_PHY, 30.0)] and logic.state == "tx"  # T30D
     airtime = SEED_PHY.time_on_air(48)
     assert logic.poll(10.0 + airtime * 0.99) == []  # still on the air
     assert logic.feed(AirPacketFromHost(b"y" * 48).encode(), 10.1) == []  # busy: dropped
-    assert _to_host(logic.poll(10.0 + airtime)) == [ReqAirPkt().encode()]  # ready again
+    # The air's TxDoneEvent (at the end of the time on air) makes it ready again.
+    done = logic.handle(TxDoneEvent(airtime, 10.0, 10.0 + airtime), 10.0 + airtime)
+    assert _to_host(done) == [ReqAirPkt().encode()]
+    # Without one, a guard ends the transmission 1 s after its time on air, counted.
+    logic.feed(AirPacketFromHost(SEED_DATA).encode(), 10.5)
+    assert logic.poll(10.5 + airtime + 0.99) == []
+    assert _to_host(logic.poll(10.5 + airtime + 1.0)) == [ReqAirPkt().encode()]
+    assert logic.counters["tx_done_missing"] == 1
     # SET_RSSI threshold: no transmission while the channel is louder.
     logic.feed(SetRssi(-100).encode(), 11.0)
     logic.channel_rssi_dbm = -80.0
     assert logic.feed(AirPacketFromHost(SEED_DATA).encode(), 11.0) == []
     assert logic.state == "lbt"
     logic.channel_rssi_dbm = None  # back to the noise floor (about -116 dBm at 125 kHz)
-    assert logic.poll(11.1) == [Transmit(SEED_DATA, SEED_PHY)]
+    assert logic.poll(11.1) == [Transmit(SEED_DATA, SEED_PHY, 30.0)]
 
 
 # --- driver against a scripted module (the capture, byte for byte) ---------------------------
@@ -611,8 +620,14 @@ class StubClient:
                 os.close(fd)
 
 
+def EByteEmulator(name: str, link: Path, client: object | None,
+                  **options: object) -> EmulatedSerialModule:
+    """The EByte firmware logic on a pty, run by the device loop (what `sim module` builds)."""
+    return EmulatedSerialModule(EByteModuleLogic(name=name, **options), name, link, client)
+
+
 @contextlib.contextmanager
-def running(emu: EByteEmulator) -> Iterator[EByteEmulator]:
+def running(emu: EmulatedSerialModule) -> Iterator[EmulatedSerialModule]:
     """Serve in a thread; returns once the module has powered on (so a driver opened next
     starts from a booted module, as with real hardware powered before the host connects)."""
     thread = threading.Thread(target=emu.serve_forever, daemon=True)
@@ -671,7 +686,7 @@ def test_emulator_reproduces_the_capture(tmp_path: Path, ebyte_vectors: dict, ai
             assert _read_exact(host, 5) == ReqAirPkt().encode()
             assert client.rx_phy == SEED_PHY  # back in RX
         assert host.read(0.2) == b""  # nothing else
-        assert emu.state == "rx" and emu.phy == SEED_PHY
+        assert emu.logic.state == "rx" and emu.logic.phy == SEED_PHY
 
 
 # --- driver + emulator -----------------------------------------------------------------------
@@ -679,7 +694,7 @@ def test_emulator_reproduces_the_capture(tmp_path: Path, ebyte_vectors: dict, ai
 
 @contextlib.contextmanager
 def node(tmp_path: Path, name: str, air: StubAir | None, **driver_kw: object) -> Iterator[
-        tuple[EByteEmulator, EByteRadio]]:
+        tuple[EmulatedSerialModule, EByteRadio]]:
     emu = EByteEmulator(name, tmp_path / f"{name}.tty", air.client(name) if air else None)
     kw = {"implicit_length": 48, "answer_timeout": 0.5, **driver_kw}
     with running(emu), EByteRadio(emu.path, **kw) as radio:  # type: ignore[arg-type]
@@ -761,7 +776,7 @@ def test_fault_spontaneous_reset_is_answered(tmp_path: Path, air: StubAir) -> No
         emu.reset()
         assert radio.receive(timeout=0.5) is None
         assert radio.stats()["resets"] == 1
-        assert emu.state == "rx" and emu.phy == SEED_PHY  # configuration restored
+        assert emu.logic.state == "rx" and emu.logic.phy == SEED_PHY  # configuration restored
         assert emu.logic.rssi_threshold == -80  # and the forgotten threshold re-sent
         assert emu.counters["boots"] == 2
         radio.send(SEED_DATA)  # works again
@@ -773,7 +788,7 @@ def test_fault_reset_while_transmitting_raises_module_reset(tmp_path: Path, air:
         emu.reset(during_next_tx=True)
         with pytest.raises(ModuleReset, match="restored"):
             radio.send(SEED_DATA)
-        assert emu.state == "rx" and emu.phy == SEED_PHY
+        assert emu.logic.state == "rx" and emu.logic.phy == SEED_PHY
         assert radio.send(SEED_DATA).airtime_s > 0
 
 
@@ -804,7 +819,7 @@ def test_fault_unplugged_port(tmp_path: Path, air: StubAir) -> None:
             radio.send(SEED_DATA)
         emu.replug()  # power-on: the module forgot everything
         radio.reconnect(timeout=2.0)
-        assert emu.state == "rx" and emu.phy == SEED_PHY
+        assert emu.logic.state == "rx" and emu.logic.phy == SEED_PHY
         radio.send(SEED_DATA)
         assert radio.stats()["reconnects"] == 1
 

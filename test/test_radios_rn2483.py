@@ -36,10 +36,11 @@ from lora_telemetry.radios.base import (
     RadioTimeout,
 )
 from lora_telemetry.radios.rn2483.driver import RN2483Radio
-from lora_telemetry.sim.medium import MediumClient, MediumControl, MediumHub
+from lora_telemetry.sim.medium import MediumClient, MediumControl, MediumHub, RxEvent
 from lora_telemetry.sim.medium_model import MediumModel
 from lora_telemetry.sim.pty_port import PtyPort
-from lora_telemetry.sim.rn2483_emulator import RN2483Emulator
+from lora_telemetry.radios.rn2483.emulator import RN2483ModuleLogic
+from lora_telemetry.sim.emulated_serial import EmulatedSerialModule
 
 REPO = Path(__file__).resolve().parent.parent
 NWKSKEY = "437009D0F91CF5F9694E4EB2AE7EB9D3"  # seed_vectors rn2483_abp_setup_thesis
@@ -308,7 +309,7 @@ class Sniffer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             event = self.client.next_event(timeout=deadline - time.monotonic())
-            if event is not None and hasattr(event, "data"):
+            if isinstance(event, RxEvent):
                 return event
         raise AssertionError("no frame heard on the medium")
 
@@ -318,16 +319,17 @@ def world(tmp_path, hub):
     """Factory of emulator + driver pairs on the medium; everything is closed afterwards."""
     made: list = []
 
-    def module(name: str = "uav1", *, medium: bool = True, **options) -> RN2483Emulator:
+    def module(name: str = "uav1", *, medium: bool = True, **options) -> EmulatedSerialModule:
         client = MediumClient(name, hub.address, position_m=(0.0, 0.0, 0.0)) if medium else None
-        emu = RN2483Emulator(name, tmp_path / f"{name}.tty", client, seed=7, **options)
+        if client is not None:
+            made.append(client)  # closed after the emulator (made is closed in reverse)
+        logic = RN2483ModuleLogic(name, seed=7, **options)
+        emu = EmulatedSerialModule(logic, name, tmp_path / f"{name}.tty", client)
         emu.start()
         made.append(emu)
-        if client is not None:
-            made.append(client)
         return emu
 
-    def radio(emu: RN2483Emulator, **options) -> RN2483Radio:
+    def radio(emu: EmulatedSerialModule, **options) -> RN2483Radio:
         r = RN2483Radio(emu.path, **options)
         made.append(r)
         return r
@@ -363,15 +365,16 @@ def test_thesis_setup_sequence_and_annex_iii_frame_on_the_air(world, seed_vector
     radio = world.radio(emu)
     # "mac reset 433", channel 0 only (433.175 MHz, Table 2-10), dcycle 9 = 10 %, DR5, pwridx 0.
     radio.lorawan_setup(433, 433_175_000, 5, 0, DEVADDR, NWKSKEY, APPSKEY, 9)
-    sent = list(emu.commands)
+    sent = list(emu.logic.commands)
     assert sent[0] == "sys get ver"  # the driver's probe
     assert sent[1:12] == vec["commands"][:11]
-    assert emu.mac.joined and emu.mac.channels[0].dcycle == 9
+    assert emu.logic.mac.joined and emu.logic.mac.channels[0].dcycle == 9
 
     sniffer = world.sniffer(EU433.phy(5, 433_175_000))
     radio.mac_set_upctr(1)
     result = radio.mac_tx(1, b"LoRa")
-    assert emu.commands[-1] == "mac tx uncnf 1 4C6F5261"  # vector: "mac tx uncnf 1 <hex payload>"
+    # vector: "mac tx uncnf 1 <hex payload>"
+    assert emu.logic.commands[-1] == "mac tx uncnf 1 4C6F5261"
     heard = sniffer.next_frame()
     assert heard.data.hex() == uplink["phy_payload_hex"]
     decoded = decode_data_frame(heard.data, NWKSKEY, APPSKEY)
@@ -381,14 +384,14 @@ def test_thesis_setup_sequence_and_annex_iii_frame_on_the_air(world, seed_vector
     # pwridx 0 = 10 dBm on EU433 (Table 31).
     assert (heard.phy.sf, heard.phy.bandwidth_hz, heard.phy.sync_word) == (7, 125_000, 0x34)
     assert heard.phy.crc_on and not heard.phy.iq_inverted
-    assert emu.transmissions[-1][2].tx_power_dbm == 10
+    assert emu.logic.transmissions[-1][2].tx_power_dbm == 10
     assert result.fcnt == 1 and result.downlink is None
     assert result.airtime_s == pytest.approx(EU433.phy(5).time_on_air(17))
     assert radio.upctr == 2 and radio.mac_get_upctr() == 2  # 2.4.9.18: the next counter
     # dcycle 9: "(100/10) - 1 = 9" -> 10 % (2.4.8.19.2): the channel rests 9 x the airtime.
-    ledger = emu.mac.channels[0].ledger
+    ledger = emu.logic.mac.channels[0].ledger
     assert ledger.limit(433_175_000) == pytest.approx(0.10)
-    t_start = emu.transmissions[-1][0]
+    t_start = emu.logic.transmissions[-1][0]
     assert ledger.next_allowed(433_175_000, 0.01, t_start) == pytest.approx(
         t_start + 10 * result.airtime_s, abs=0.005)
 
@@ -407,7 +410,7 @@ def test_duty_cycle_refusal_is_no_free_ch(world):
     assert isinstance(err.value, RadioBusy)
     # The refused uplink used no frame counter.
     assert radio.mac_get_upctr() == first.fcnt + 1 == radio.upctr
-    assert emu.stats["no_free_ch"] == 1
+    assert emu.counters["no_free_ch"] == 1
 
 
 def test_mac_errors_through_the_pty(world):
@@ -440,7 +443,7 @@ def test_mac_errors_through_the_pty(world):
     radio.mac_set_upctr(0xFFFFFFFF)
     # mac_tx meets mac_paused (paused behind its back), resumes and sends.
     assert radio.mac_tx(1, b"\x00").fcnt == 0xFFFFFFFF
-    assert emu.commands.count("mac resume") == 1
+    assert emu.logic.commands.count("mac resume") == 1
     with pytest.raises(P.FrameCounterRolledOver):
         radio.mac_tx(1, b"\x00")
     assert radio.raw("mac get ch dcycle 0") == "0" and radio.mac_get("band") == 868
@@ -453,7 +456,7 @@ def test_confirmed_uplink_without_ack_ends_in_mac_err(world):
     with pytest.raises(P.MacTxFailed):
         radio.mac_tx(5, b"\x42", confirmed=True)
     # retx 1: the frame went out twice with the same counter (2.4.8.11), then mac_err.
-    frames = [parse_data_frame(data) for _, data, _ in emu.transmissions]
+    frames = [parse_data_frame(data) for _, data, _ in emu.logic.transmissions]
     assert [(f.fcnt, f.confirmed) for f in frames] == [(0, True), (0, True)]
 
 
@@ -490,7 +493,7 @@ def test_p2p_tx_reaches_the_air_with_the_configured_phy(world):
                       preamble_symbols=10, crc_on=True, sync_word=0x12, iq_inverted=False,
                       tx_power_dbm=14)
     radio.configure(phy)
-    assert "mac pause" in emu.commands and radio.phy == phy
+    assert "mac pause" in emu.logic.commands and radio.phy == phy
     sniffer = world.sniffer(phy)
     result = radio.send(b"hello swarm")
     heard = sniffer.next_frame()
@@ -528,7 +531,7 @@ def test_old_firmware_without_radio_get_rssi(world):
     radio = world.radio(emu, probe=False)  # unknown firmware: the driver has to ask
     assert radio.radio_get_rssi() is None  # invalid_param on 1.0.1, handled
     assert radio.radio_get_rssi() is None  # and not asked again
-    assert sum(c == "radio get rssi" for c in emu.commands) == 1
+    assert sum(c == "radio get rssi" for c in emu.logic.commands) == 1
     assert radio.radio_get_snr() == -128  # "Default: -128" (2.5.5.16)
 
 
@@ -539,7 +542,7 @@ def test_garbage_is_counted_not_fatal(world):
     radio = world.radio(emu)
     emu.inject_garbage()
     time.sleep(0.1)
-    assert radio.sys_get_hweui() == f"{emu.hweui:016X}"
+    assert radio.sys_get_hweui() == f"{emu.logic.hweui:016X}"
     emu.inject_garbage(b"\x00\x01noise\r\nmac_tx_ok\r\n")
     assert radio.mac_get("dr") == 5  # typed answer: "noise" cannot pass for a data rate
     assert radio.stats()["garbage_lines"] >= 3 and radio.stats()["garbage_bytes"] >= 7
@@ -554,7 +557,7 @@ def test_dropped_answer_times_out_then_recovers(world):
     with pytest.raises(RadioTimeout):
         radio.sys_get_hweui()
     assert time.monotonic() - t0 < 2.0
-    assert radio.sys_get_hweui() == f"{emu.hweui:016X}"
+    assert radio.sys_get_hweui() == f"{emu.logic.hweui:016X}"
     assert radio.stats()["timeouts"] == 1
 
 
@@ -563,11 +566,11 @@ def test_reset_while_idle_is_recovered_with_the_frame_counter(world):
     radio = world.radio(emu)
     _fast_lorawan(radio)  # saved to EEPROM with upctr 0
     first = radio.mac_tx(1, b"\x01")
-    emu.inject_reset()  # the module restores upctr 0 from EEPROM and is not joined
+    emu.reset()  # the module restores upctr 0 from EEPROM and is not joined
     time.sleep(0.1)
     second = radio.mac_tx(1, b"\x02")  # re-applied automatically before this command
     assert (first.fcnt, second.fcnt) == (0, 1)
-    assert parse_data_frame(emu.transmissions[-1][1]).fcnt == 1  # not 0 again: no replay
+    assert parse_data_frame(emu.logic.transmissions[-1][1]).fcnt == 1  # not 0 again: no replay
     assert radio.stats()["resets_detected"] == 1 and radio.stats()["reconfigurations"] == 1
 
 
@@ -578,9 +581,9 @@ def test_reset_during_an_uplink_raises_then_recovers(world):
 
     def reset_after_ok() -> None:
         deadline = time.monotonic() + 3.0
-        while emu.stats["uplinks"] == 0 and time.monotonic() < deadline:
+        while emu.counters["uplinks"] == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
-        emu.inject_reset()
+        emu.reset()
 
     thread = threading.Thread(target=reset_after_ok)
     thread.start()
@@ -589,7 +592,7 @@ def test_reset_during_an_uplink_raises_then_recovers(world):
     thread.join()
     result = radio.mac_tx(1, b"\x02")
     assert result.fcnt == 1  # the interrupted frame had taken counter 0
-    assert emu.mac.joined
+    assert emu.logic.mac.joined
 
 
 def test_reset_during_configuration_is_transparent(world):
@@ -597,9 +600,10 @@ def test_reset_during_configuration_is_transparent(world):
     radio = world.radio(emu)
     phy = PhySettings(frequency_hz=869_525_000, sf=10, bandwidth_hz=125_000)
     radio.configure(phy)
-    emu.inject_reset()  # radio settings back to defaults (sf12, 868.1 MHz, 2.5.5)
+    emu.reset()  # radio settings back to defaults (sf12, 868.1 MHz, 2.5.5)
     radio.configure(dataclasses.replace(phy, sf=8))
-    assert (emu.radio.sf, emu.radio.freq, emu.mac.paused) == (8, 869_525_000, True)
+    logic = emu.logic
+    assert (logic.radio.sf, logic.radio.freq, logic.mac.paused) == (8, 869_525_000, True)
     assert radio.stats()["resets_detected"] == 1
 
 
@@ -613,7 +617,8 @@ def test_unplug_raises_disconnected_and_reopen_reapplies(world):
     with pytest.raises(RadioDisconnected):
         radio.send(b"\x01")
     radio.reconnect(timeout=5.0)
-    assert (emu.radio.sf, emu.radio.freq, emu.mac.paused) == (8, 868_500_000, True)
+    logic = emu.logic
+    assert (logic.radio.sf, logic.radio.freq, logic.mac.paused) == (8, 868_500_000, True)
     sniffer = world.sniffer(phy)
     radio.send(b"\x02")
     assert sniffer.next_frame().data == b"\x02"
@@ -659,7 +664,7 @@ def test_radio_info_cli(world):
     with redirect_stdout(out):
         assert args.func(args) == 0
     info = json.loads(out.getvalue())
-    assert info["firmware"] == "1.0.5" and info["hweui"] == f"{emu.hweui:016X}"
+    assert info["firmware"] == "1.0.5" and info["hweui"] == f"{emu.logic.hweui:016X}"
 
 
 def test_sim_module_process_serves_a_pty_and_a_control_socket(tmp_path):

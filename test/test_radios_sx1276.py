@@ -23,16 +23,24 @@ from lora_telemetry.radios.sx1276 import registers as R
 from lora_telemetry.radios.base import NoSuchDevice, RadioDisconnected, RadioError, RadioTimeout
 from lora_telemetry.radios.sx1276.gpio import MissingDriverLibrary, RisingEdgeLine
 from lora_telemetry.radios.sx1276.driver import SX1276Radio, SX1276Wiring
-from lora_telemetry.sim.sx1276_emulator import InjectedRx, SX1276Emulator
+from lora_telemetry.radios.sx1276.emulator import InjectedRx, SX1276ChipLogic
+from lora_telemetry.sim.emulated_spi import EmulatedSpiChip
 
 # The thesis configuration: configFrequency (thesis line ~7908) and configSF[0] = SF7, BW 125 kHz.
 HF = PhySettings(frequency_hz=869_525_000, sf=7, bandwidth_hz=125_000)
 LF = PhySettings(frequency_hz=433_175_000, sf=7, bandwidth_hz=125_000)
 
 
+def emulated_chip(medium=None, **options) -> EmulatedSpiChip:
+    """The SX1276 chip logic behind the emulated SPI bus and thesis board, run by the loop."""
+    logic = SX1276ChipLogic(**options)
+    return EmulatedSpiChip(logic, "sx1276", medium, wiring=logic.board_wiring,
+                           output_pins=logic.output_pins)
+
+
 @pytest.fixture
 def emu():
-    chip = SX1276Emulator()
+    chip = emulated_chip()
     yield chip
     chip.close()
 
@@ -271,24 +279,24 @@ def test_version_check_fails_when_no_chip_answers(emu, level):
 
 
 def test_version_check_names_another_chip():
-    with SX1276Emulator(version=0x22) as other:  # an SX1272 reads 0x22
+    with emulated_chip(version=0x22) as other:  # an SX1272 reads 0x22
         with pytest.raises(NoSuchDevice, match="RegVersion 0x22, not 0x12"):
             SX1276Radio(spi=other.spi, gpio=other.gpio)
 
 
 def test_reset_pulse_and_lora_mode(emu):
     emu.spi.open(0, 0)
-    emu._spi_transfer([R.SPI_WRITE | R.REG_OP_MODE, 0x80])  # LoRa sleep
-    emu._spi_transfer([R.SPI_WRITE | R.REG_SYMB_TIMEOUT_LSB, 0x11])  # leftover state
-    assert emu.register(R.REG_SYMB_TIMEOUT_LSB) == 0x11
+    emu.spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, 0x80])  # LoRa sleep
+    emu.spi.xfer2([R.SPI_WRITE | R.REG_SYMB_TIMEOUT_LSB, 0x11])  # leftover state
+    assert emu.logic.register(R.REG_SYMB_TIMEOUT_LSB) == 0x11
     with SX1276Radio(spi=emu.spi, gpio=emu.gpio) as radio:
         assert emu.counters["resets"] == 1
         assert radio.version == 0x12  # RegVersion (line ~18017)
-        assert emu.register(R.REG_OP_MODE) == 0x09  # after reset: FSK standby, LF mode on
+        assert emu.logic.register(R.REG_OP_MODE) == 0x09  # after reset: FSK standby, LF mode on
         radio.configure(HF)
-        assert emu.lora
-        assert emu.register(R.REG_SYMB_TIMEOUT_LSB) == 0x64  # reset value (line ~18673)
-    assert emu.mode == R.MODE_SLEEP  # close() sleeps the chip
+        assert emu.logic.lora
+        assert emu.logic.register(R.REG_SYMB_TIMEOUT_LSB) == 0x64  # reset value (line ~18673)
+    assert emu.logic.mode == R.MODE_SLEEP  # close() sleeps the chip
 
 
 def test_gpio_line_in_use(emu):
@@ -318,7 +326,7 @@ def test_wiring_validation():
 class _RecordingSpi:
     """Wraps the emulator's SPI and notes, for every register write, the chip's mode."""
 
-    def __init__(self, emu: SX1276Emulator) -> None:
+    def __init__(self, emu: EmulatedSpiChip) -> None:
         self.emu, self.writes = emu, []
 
     def open(self, bus, dev):
@@ -334,7 +342,8 @@ class _RecordingSpi:
 
     def xfer2(self, values):
         if values[0] & R.SPI_WRITE and len(values) == 2:
-            self.writes.append((values[0] & 0x7F, values[1], self.emu.lora, self.emu.mode))
+            chip = self.emu.logic
+            self.writes.append((values[0] & 0x7F, values[1], chip.lora, chip.mode))
         return self.emu.spi.xfer2(values)
 
 
@@ -369,8 +378,8 @@ def test_thesis_configuration_registers(emu, phy, op_mode, frf, lna):
             R.REG_FIFO_RX_BASE_ADDR: 0x00,
             R.REG_PA_CONFIG: 0xFC, R.REG_PA_DAC: 0x84,  # +14 dBm on PA_BOOST
         }
-        assert {addr: emu.register(addr) for addr in expected} == expected
-        assert emu.mode == R.MODE_RX_CONTINUOUS
+        assert {addr: emu.logic.register(addr) for addr in expected} == expected
+        assert emu.logic.mode == R.MODE_RX_CONTINUOUS
         # "Register values must be modified only when device is in SLEEP or STAND-BY mode"
         # (RegFrf, line ~18301; configuration registers 4.1.2.1 line ~14435), and the
         # LoRa page only exists in LoRa mode.
@@ -386,31 +395,31 @@ def test_thesis_configuration_registers(emu, phy, op_mode, frf, lna):
 
 def test_received_frame_same_bytes_rssi_snr(emu, radio):
     data = bytes.fromhex("40785634120000000111223344556677")
-    assert emu.inject_rx(InjectedRx(data, HF, rssi_dbm=-97.0, snr_db=10.0))
+    assert emu.inject(InjectedRx(data, HF, rssi_dbm=-97.0, snr_db=10.0))
     frame = radio.receive(2.0)
     assert frame is not None and frame.data == data and frame.crc_ok
     assert (frame.rssi_dbm, frame.snr_db) == (-97.0, 10.0)
     assert frame.phy == HF and frame.time > 0
     # SNR < 0 (datasheet 5.5.5): the SNR enters the packet strength.
-    assert emu.inject_rx(InjectedRx(b"\x01\x02", HF, rssi_dbm=-121.25, snr_db=-6.25))
+    assert emu.inject(InjectedRx(b"\x01\x02", HF, rssi_dbm=-121.25, snr_db=-6.25))
     frame = radio.receive(2.0)
     assert frame.data == b"\x01\x02" and frame.snr_db == -6.25 and frame.rssi_dbm == -121.25
-    assert emu.register(R.REG_PKT_RSSI_VALUE) == 42  # -121.25 + 157 + 6.25
-    assert emu.register(R.REG_PKT_SNR_VALUE) == 0xE7  # -25 in two's complement = -6.25 * 4
+    assert emu.logic.register(R.REG_PKT_RSSI_VALUE) == 42  # -121.25 + 157 + 6.25
+    assert emu.logic.register(R.REG_PKT_SNR_VALUE) == 0xE7  # -25 in two's complement = -6.25 * 4
     assert radio.counters["rx_ok"] == 2 and radio.counters["crc_error"] == 0
 
 
 def test_received_frame_on_the_lf_port(emu):
     with SX1276Radio(spi=emu.spi, gpio=emu.gpio) as radio:
         radio.configure(LF)
-        assert emu.inject_rx(InjectedRx(b"433", LF, rssi_dbm=-104.0, snr_db=7.5))
+        assert emu.inject(InjectedRx(b"433", LF, rssi_dbm=-104.0, snr_db=7.5))
         frame = radio.receive(2.0)
         assert frame.data == b"433" and (frame.rssi_dbm, frame.snr_db) == (-104.0, 7.5)
-        assert emu.register(R.REG_PKT_RSSI_VALUE) == 60  # -104 = -164 + 60
+        assert emu.logic.register(R.REG_PKT_RSSI_VALUE) == 60  # -104 = -164 + 60
 
 
 def test_crc_error_reported_and_counted(emu, radio):
-    assert emu.inject_rx(InjectedRx(b"corrupted", HF, crc_ok=False))
+    assert emu.inject(InjectedRx(b"corrupted", HF, crc_ok=False))
     frame = radio.receive(2.0)
     # "all the received data will be written to the FIFO data buffer even if the CRC is
     # invalid" (4.1.2.3, line ~14487): the bytes are delivered, flagged.
@@ -419,7 +428,7 @@ def test_crc_error_reported_and_counted(emu, radio):
 
 
 def test_frame_without_crc(emu, radio):
-    assert emu.inject_rx(InjectedRx(b"nocrc", dataclasses.replace(HF, crc_on=False), crc_ok=False))
+    assert emu.inject(InjectedRx(b"nocrc", dataclasses.replace(HF, crc_on=False), crc_ok=False))
     frame = radio.receive(2.0)
     assert frame.data == b"nocrc" and frame.crc_ok and not frame.phy.crc_on
     assert radio.counters["no_crc"] == 1
@@ -437,40 +446,40 @@ def test_frame_without_crc(emu, radio):
     ],
 )
 def test_mismatched_frames_never_delivered(emu, radio, change):
-    assert not emu.inject_rx(InjectedRx(b"wrong", dataclasses.replace(HF, **change)))
+    assert not emu.inject(InjectedRx(b"wrong", dataclasses.replace(HF, **change)))
     assert radio.receive(0.05) is None
-    assert emu.inject_rx(InjectedRx(b"right", HF))  # still listening
+    assert emu.inject(InjectedRx(b"right", HF))  # still listening
     assert radio.receive(2.0).data == b"right"
 
 
 def test_small_carrier_offset_is_tolerated(emu, radio):
-    assert emu.inject_rx(InjectedRx(b"near", dataclasses.replace(HF, frequency_hz=869_545_000)))
+    assert emu.inject(InjectedRx(b"near", dataclasses.replace(HF, frequency_hz=869_545_000)))
     assert radio.receive(2.0).data == b"near"
 
 
 def test_not_listening_in_standby(emu, radio):
     radio.standby()
-    assert not emu.inject_rx(InjectedRx(b"x", HF))
+    assert not emu.inject(InjectedRx(b"x", HF))
     assert radio.receive(0.05) is None  # receive() re-enters RX continuous ...
-    assert emu.inject_rx(InjectedRx(b"y", HF))  # ... so the next frame arrives
+    assert emu.inject(InjectedRx(b"y", HF))  # ... so the next frame arrives
     assert radio.receive(2.0).data == b"y"
 
 
 def test_overrun_when_host_is_late(emu, radio):
     # RX continuous appends frames and keeps RxDone set: no new DIO0 edge for the second
     # frame, the first is overwritten in the status registers (4.1.6, continuous mode).
-    assert emu.inject_rx(InjectedRx(b"first", HF)) and emu.inject_rx(InjectedRx(b"second", HF))
+    assert emu.inject(InjectedRx(b"first", HF)) and emu.inject(InjectedRx(b"second", HF))
     assert radio.receive(2.0).data == b"second"
     assert radio.counters["overrun"] == 1
     assert radio.receive(0.05) is None
 
 
 def test_spurious_interrupt_and_missing_valid_header(emu, radio):
-    emu.dio0.rise()  # an edge with no flag set
+    emu.lines["DIO0"].rise()  # an edge with no flag set
     assert radio.receive(0.05) is None
     assert radio.counters["spurious_irq"] == 1
     radio.write_register(R.REG_IRQ_FLAGS_MASK, R.DRIVER_IRQ_MASK | R.IRQ_VALID_HEADER)
-    assert emu.inject_rx(InjectedRx(b"hdr", HF))
+    assert emu.inject(InjectedRx(b"hdr", HF))
     assert radio.receive(0.2) is None
     assert radio.counters["header_invalid"] == 1
 
@@ -478,11 +487,11 @@ def test_spurious_interrupt_and_missing_valid_header(emu, radio):
 def test_dio0_mapping_is_honoured(emu, radio):
     # RegDioMapping1 bits 7-6 (line ~17983; Table 18): 01 routes TxDone, not RxDone, to DIO0.
     radio.write_register(R.REG_DIO_MAPPING1, R.DIO0_TX_DONE)
-    assert emu.inject_rx(InjectedRx(b"quiet", HF))
-    assert emu.irq_flags & R.IRQ_RX_DONE and not emu.dio0.get_value()
+    assert emu.inject(InjectedRx(b"quiet", HF))
+    assert emu.logic.irq_flags & R.IRQ_RX_DONE and not emu.lines["DIO0"].get_value()
     assert radio.receive(0.05) is None
     radio.write_register(R.REG_DIO_MAPPING1, R.DIO0_RX_DONE)  # DIO0 now rises
-    assert emu.dio0.get_value()
+    assert emu.lines["DIO0"].get_value()
     assert radio.receive(1.0).data == b"quiet"
 
 
@@ -495,21 +504,21 @@ def test_emulator_spi_semantics(emu):
     assert spi.xfer2([R.REG_FRF_MSB, 0, 0, 0]) == [0, 0x6C, 0x80, 0x00]  # reset 434 MHz
     # LongRangeMode cannot be set outside Sleep (RegOpMode line ~18248) ...
     spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, R.LONG_RANGE_MODE | R.MODE_STDBY])
-    assert not emu.lora
+    assert not emu.logic.lora
     # ... but can with the write that enters Sleep.
     assert spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, R.LONG_RANGE_MODE]) == [0, 0x01]
-    assert emu.lora and emu.mode == R.MODE_SLEEP
+    assert emu.logic.lora and emu.logic.mode == R.MODE_SLEEP
     spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, R.LONG_RANGE_MODE | R.MODE_STDBY])
     spi.xfer2([R.SPI_WRITE | R.REG_FIFO_ADDR_PTR, 0x10])
     spi.xfer2([R.SPI_WRITE | R.REG_FIFO, 1, 2, 3])  # FIFO burst: same address, pointer moves
-    assert emu.register(R.REG_FIFO_ADDR_PTR) == 0x13
+    assert emu.logic.register(R.REG_FIFO_ADDR_PTR) == 0x13
     spi.xfer2([R.SPI_WRITE | R.REG_FIFO_ADDR_PTR, 0x10])
     assert spi.xfer2([R.REG_FIFO, 0, 0, 0]) == [0, 1, 2, 3]
     assert spi.xfer2([R.SPI_WRITE | R.REG_VERSION, 0x00]) == [0, 0x12]  # read-only
-    assert emu.register(R.REG_VERSION) == 0x12
+    assert emu.logic.register(R.REG_VERSION) == 0x12
     spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, R.LONG_RANGE_MODE])  # Sleep clears the FIFO
     spi.xfer2([R.SPI_WRITE | R.REG_OP_MODE, R.LONG_RANGE_MODE | R.MODE_STDBY])
-    assert emu.fifo()[0x10:0x13] == bytes(3)
+    assert emu.logic.fifo()[0x10:0x13] == bytes(3)
     spi.mode = 3  # the SX1276 is CPOL = 0, CPHA = 0: any other mode reads garbage
     assert spi.xfer2([R.REG_VERSION, 0]) == [0xFF, 0xFF]
 
@@ -518,7 +527,7 @@ def test_receive_waits_on_the_edge_and_times_out(emu, radio):
     t0 = time.monotonic()
     assert radio.receive(0.2) is None
     assert time.monotonic() - t0 >= 0.19  # it waited (bounded), it did not return at once
-    threading.Timer(0.05, emu.inject_rx, args=(InjectedRx(b"late", HF),)).start()
+    threading.Timer(0.05, emu.inject, args=(InjectedRx(b"late", HF),)).start()
     assert radio.receive(5.0).data == b"late"
 
 
@@ -550,20 +559,21 @@ def test_send_raises_txdone_and_returns_to_rx(emu, radio):
     result = radio.send(b"\x60downlink")
     assert result.airtime_s == HF.time_on_air(9)
     assert result.finished >= result.started
-    tx = emu.transmitted[-1]
+    tx = emu.logic.transmitted[-1]
     assert tx.data == b"\x60downlink" and tx.power_dbm == 14.0 and not tx.phy.iq_inverted
     assert radio.counters["tx"] == 1
-    assert emu.mode == R.MODE_RX_CONTINUOUS and emu.register(R.REG_DIO_MAPPING1) == R.DIO0_RX_DONE
-    assert emu.irq_flags == 0
-    assert emu.inject_rx(InjectedRx(b"after", HF))
+    assert emu.logic.mode == R.MODE_RX_CONTINUOUS
+    assert emu.logic.register(R.REG_DIO_MAPPING1) == R.DIO0_RX_DONE
+    assert emu.logic.irq_flags == 0
+    assert emu.inject(InjectedRx(b"after", HF))
     assert radio.receive(2.0).data == b"after"
 
 
 def test_downlink_with_inverted_iq(emu, radio):
     radio.send(b"down", phy=radio.with_phy(iq_inverted=True))
-    assert emu.transmitted[-1].phy.iq_inverted
-    assert emu.register(R.REG_INVERT_IQ) == 0x27  # RX settings restored
-    assert not emu.inject_rx(InjectedRx(b"x", dataclasses.replace(HF, iq_inverted=True)))
+    assert emu.logic.transmitted[-1].phy.iq_inverted
+    assert emu.logic.register(R.REG_INVERT_IQ) == 0x27  # RX settings restored
+    assert not emu.inject(InjectedRx(b"x", dataclasses.replace(HF, iq_inverted=True)))
 
 
 def test_send_timeout(emu, radio):
@@ -571,8 +581,8 @@ def test_send_timeout(emu, radio):
     with pytest.raises(RadioTimeout, match="TxDone"):
         radio.send(b"0123456789", timeout=0.05, phy=slow)
     assert radio.counters["tx_timeout"] == 1 and emu.counters["tx_aborted"] == 1
-    assert emu.mode == R.MODE_RX_CONTINUOUS
-    assert emu.register(R.REG_MODEM_CONFIG2) == 0x74
+    assert emu.logic.mode == R.MODE_RX_CONTINUOUS
+    assert emu.logic.register(R.REG_MODEM_CONFIG2) == 0x74
 
 
 @pytest.mark.parametrize("data", [b"", bytes(256), "text"])
@@ -679,7 +689,8 @@ def _tx(client, data, phy, hub_ns):
 
 def test_through_the_medium(hub):
     M = hub.medium
-    emu = SX1276Emulator(M.MediumClient("gw", hub=hub.address, position_m=(0.0, 0.0, 0.0)))
+    gateway = M.MediumClient("gw", hub=hub.address, position_m=(0.0, 0.0, 0.0))
+    emu = emulated_chip(gateway)
     radio = SX1276Radio(spi=emu.spi, gpio=emu.gpio)
     uav = M.MediumClient("uav1", hub=hub.address, position_m=(1000.0, 0.0, 0.0))
     try:
@@ -716,10 +727,11 @@ def test_through_the_medium(hub):
         uav.close()
         radio.close()
         emu.close()
+        gateway.close()  # its creator closes it, after the chip using it
 
 
 def test_receive_forever_delivers_to_a_callback_until_stopped():
-    emu = SX1276Emulator()
+    emu = emulated_chip()
     radio = SX1276Radio(spi=emu.spi, gpio=emu.gpio)
     radio.configure(PhySettings(433_175_000, 7, 125_000))
     got: list = []
@@ -727,7 +739,7 @@ def test_receive_forever_delivers_to_a_callback_until_stopped():
     worker = threading.Thread(target=radio.receive_forever, args=(got.append, stop, 0.1))
     worker.start()
     try:
-        assert emu.inject_rx(InjectedRx(b"\x40abc", PhySettings(433_175_000, 7, 125_000),
+        assert emu.inject(InjectedRx(b"\x40abc", PhySettings(433_175_000, 7, 125_000),
                                         rssi_dbm=-80.0, snr_db=9.0))
         deadline = time.monotonic() + 3
         while not got and time.monotonic() < deadline:

@@ -9,11 +9,14 @@ module joins the radio medium (``--medium host:port``, else ``$LORA_TELEMETRY_ME
 
 ``--control PATH`` binds a Unix datagram socket for fault injection; each datagram is one of
 ``garbage [hex]``, ``reset``, ``drop [n]``, ``unplug [seconds]`` (replug after that long),
-``replug``, and for the RN2483 ``silent on|off``; the reply (``ok`` or an error) goes back to a bound sender, e.g.
+``replug``, ``silent on|off``, parsed once into the typed commands of core/emulation.py; the
+reply (``ok``, or ``error: ...`` with the reason a module refused, e.g. one without a silent
+mode) goes back to a bound sender, e.g.
 ``echo reset | socat - UNIX-SENDTO:/tmp/lora_sim/uav1.ctl,bind=/tmp/me.sock``.
 
-Emulators share one constructor shape, ``Emulator(name, link_path, medium_client, ...)`` with
-``path``, ``serve_forever()``, ``stop()`` and ``close()`` (see ``sim/rn2483_emulator.py``).
+The family's emulator logic comes from the registry (``FAMILY.emulator``); the shell is
+sim/emulated_serial.py for all of them. This command creates the medium client, so it closes
+it, after the emulator (the rule of sim/device_loop.py).
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ import signal
 import socket
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from lora_telemetry.core.emulation import (
+    ControlCommand, DropAnswers, Garbage, Refused, Replug, Reset, Silence, Unplug,
+)
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.radios import registry
 from lora_telemetry.readiness import announce_ready
+from lora_telemetry.sim.emulated_serial import EmulatedSerialModule, emulated_module
 
 
 def _emulated_modules() -> list[registry.FamilySpec]:
@@ -75,48 +83,71 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def make_emulator(kind: str, name: str, link: str | None, medium_client: Any,
-                  args: argparse.Namespace | None = None) -> Any:
+                  args: argparse.Namespace | None = None) -> EmulatedSerialModule:
     """The emulator of family ``kind`` with its options from ``args`` (imported lazily)."""
     spec = registry.family(kind)
     options: dict[str, Any] = {}
     if args is not None:
         options = {o.name: getattr(args, f"{spec.name}_{o.name}") for o in spec.emulator_options}
-    return spec.emulator_class()(name, link, medium_client, **options)
+    return emulated_module(kind, name, link, medium_client, **options)
 
 
-def apply_control(emulator: Any, text: str) -> str:
-    """One fault-injection command, on any emulator of the shared shape."""
+CONTROL_USAGE = "garbage [hex] | reset | drop [n] | unplug [seconds] | replug | silent on|off"
+
+
+def parse_control(text: str) -> ControlCommand:
+    """One text command of ``--control`` as a typed command; ValueError says what is wrong."""
     words = text.strip().split()
     verb, rest = (words[0].lower(), words[1:]) if words else ("", [])
+    arity = {"garbage": 1, "reset": 0, "drop": 1, "unplug": 1, "replug": 0, "silent": 1}
+    if verb not in arity:
+        raise ValueError(f"unknown command {text.strip()!r}; use {CONTROL_USAGE}")
+    if len(rest) > arity[verb]:
+        raise ValueError(f"{verb!r} takes at most {arity[verb]} argument(s); use {CONTROL_USAGE}")
     try:
-        if verb == "garbage":
-            emulator.inject_garbage(bytes.fromhex(rest[0]) if rest else None)
-        elif verb == "reset":
-            (getattr(emulator, "inject_reset", None) or emulator.reset)()
-        elif verb == "drop":
-            emulator.drop_answers(int(rest[0]) if rest else 1)
-        elif verb == "unplug":
-            emulator.unplug()
-            if rest:
-                timer = threading.Timer(float(rest[0]), emulator.replug)
-                timer.daemon = True
-                timer.start()
-        elif verb == "replug":
-            emulator.replug()
-        elif verb == "silent" and hasattr(emulator, "set_silent"):
-            emulator.set_silent(not rest or rest[0].lower() != "off")
-        else:
-            return (f"error: unknown command {text.strip()!r}; use garbage [hex] | reset | "
-                    "drop [n] | unplug [seconds] | replug | silent on|off (RN2483)")
-    except (ValueError, IndexError, AttributeError) as exc:
-        return f"error: {text.strip()!r}: {exc}"
+        return _command(verb, rest[0] if rest else None)
+    except ValueError as exc:
+        raise ValueError(f"{text.strip()!r}: {exc}") from None
+
+
+def _command(verb: str, argument: str | None) -> ControlCommand:
+    if verb == "garbage":
+        return Garbage(None if argument is None else bytes.fromhex(argument))
+    if verb == "reset":
+        return Reset()
+    if verb == "drop":
+        count = 1 if argument is None else int(argument)
+        if count < 0:
+            raise ValueError(f"drop needs a count of 0 or more, got {count}")
+        return DropAnswers(count)
+    if verb == "unplug":
+        seconds = None if argument is None else float(argument)
+        if seconds is not None and not 0 <= seconds < 86400:
+            raise ValueError(f"unplug needs 0 to 86400 seconds, got {argument}")
+        return Unplug(seconds)
+    if verb == "replug":
+        return Replug()
+    if argument is not None and argument.lower() not in ("on", "off"):
+        raise ValueError(f"silent takes on or off, not {argument!r}")
+    return Silence(argument is None or argument.lower() == "on")
+
+
+def apply_control(emulator: EmulatedSerialModule, text: str) -> str:
+    """One text command carried out on the emulator: ``ok`` or ``error: <why>``."""
+    try:
+        command = parse_control(text)
+    except ValueError as exc:
+        return f"error: {exc}"
+    answer = emulator.control(command)
+    if isinstance(answer, Refused):
+        return f"error: {answer.reason}"
     return "ok"
 
 
 class _ControlSocket:
     """Serve :func:`apply_control` on a Unix datagram socket in a daemon thread."""
 
-    def __init__(self, path: str, emulator: Any) -> None:
+    def __init__(self, path: str, emulator: EmulatedSerialModule) -> None:
         self.path = Path(path)
         if self.path.is_socket():
             self.path.unlink()
@@ -127,6 +158,7 @@ class _ControlSocket:
         self._sock.bind(str(self.path))
         self._sock.settimeout(0.2)
         self._emulator = emulator
+        self.counters: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="sim-module-control",
                                         daemon=True)
@@ -141,6 +173,7 @@ class _ControlSocket:
             except OSError:
                 return
             reply = apply_control(self._emulator, data.decode("ascii", "replace"))
+            self.counters["refused" if reply.startswith("error") else "carried_out"] += 1
             logging.getLogger(__name__).info("control %r: %s", data, reply)
             if sender:
                 try:

@@ -52,6 +52,9 @@ __all__ = [
     "time_on_air",
     "airtime_ms",
     "max_payload_for_airtime",
+    "THERMAL_NOISE_DBM_PER_HZ",
+    "DEFAULT_NOISE_FIGURE_DB",
+    "noise_floor_dbm",
 ]
 
 #: Nominal LoRa bandwidths of the SX1276 (RegModemConfig1 Bw field), in Hz.
@@ -360,3 +363,16 @@ def max_payload_for_airtime(phy: PhySettings, max_airtime_s: float) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+#: kT at 290 K, per Hz of bandwidth.
+THERMAL_NOISE_DBM_PER_HZ = -174.0
+#: Receiver noise figure that reproduces the SX1276's 125 kHz sensitivities (RFS_L125_HF,
+#: thesis line ~13482) within 1 dB for SF7-SF12; the simulated medium's default too.
+DEFAULT_NOISE_FIGURE_DB = 7.0
+
+
+def noise_floor_dbm(bandwidth_hz: int, noise_figure_db: float = DEFAULT_NOISE_FIGURE_DB,
+                    thermal_dbm_per_hz: float = THERMAL_NOISE_DBM_PER_HZ) -> float:
+    """A quiet channel's power: thermal noise in the bandwidth plus the noise figure."""
+    return thermal_dbm_per_hz + 10.0 * math.log10(bandwidth_hz) + noise_figure_db

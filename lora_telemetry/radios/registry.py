@@ -77,9 +77,15 @@ class FamilySpec:
     """What the rest of the system knows about one family (see the module docstring).
 
     ``driver`` and ``emulator`` are "module:attribute" paths, imported on first use.
-    ``emulator_settings(frequency_hz, seed)`` gives the emulator options a planner should
-    pass for a channel (e.g. which band a module boots into); ``open_emulated`` (SPI
-    transceivers only) names the function that builds the driver on an emulated chip.
+    ``emulator`` names the family's emulator *logic* (``radios/<family>/emulator.py``: events
+    in, actions out, see core/emulation.py), built as ``Logic(name=..., **emulator_options)``;
+    the shell that runs it is the same for a whole role (sim/emulated_serial.py puts a serial
+    module on a pty, sim/emulated_spi.py a transceiver behind SPI and GPIO), so nothing
+    outside the family's package knows its emulator. ``emulator_settings(frequency_hz, seed)``
+    gives the emulator options a planner should pass for a channel (e.g. which band a module
+    boots into); ``open_emulated`` (SPI transceivers only) names the function that builds the
+    driver on an emulated chip, called with the family's name and ``node_id``, ``medium``,
+    ``position_m``.
     """
 
     name: str
@@ -128,15 +134,23 @@ class FamilySpec:
         return self.driver_class()(port, baud or self.serial.baud, **options)
 
     def emulator_class(self) -> Any:
+        """The class of the family's emulator logic."""
         if self.emulator is None:
             raise ConfigError(f"there is no emulator of {self.title}")
         return _resolve(self.emulator)
+
+    def emulator_logic(self, name: str, **options: Any) -> Any:
+        """A new emulator logic for node ``name`` with the family's ``emulator_options``."""
+        unknown = sorted(set(options) - {o.name for o in self.emulator_options})
+        if unknown:
+            raise ConfigError(f"the {self.title} emulator has no option {', '.join(unknown)}")
+        return self.emulator_class()(name=name, **options)
 
     def emulated_radio(self, **options: Any) -> Radio:
         """The driver on an emulated chip (SPI transceivers: the virtual backend)."""
         if self.open_emulated is None:
             raise ConfigError(f"{self.title} has no emulated chip")
-        return _resolve(self.open_emulated)(**options)
+        return _resolve(self.open_emulated)(self.name, **options)
 
 
 def _resolve(path: str) -> Any:

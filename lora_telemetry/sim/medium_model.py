@@ -52,11 +52,18 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
+from lora_telemetry.core.emulation import MediumEvent, RxEvent, TxDoneEvent
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.numbers import finite_float
-from lora_telemetry.core.phy import PhySettings, parse_spreading_factor
+from lora_telemetry.core.phy import (
+    DEFAULT_NOISE_FIGURE_DB,
+    THERMAL_NOISE_DBM_PER_HZ,
+    PhySettings,
+    noise_floor_dbm,
+    parse_spreading_factor,
+)
 
 __all__ = [
     "DROP_REASONS",
@@ -98,30 +105,6 @@ class MediumError(LoraTelemetryError):
     """A request the medium cannot carry out (a busy transmitter, bad data, unknown node)."""
 
 
-@dataclass(frozen=True)
-class RxEvent:
-    """A frame heard by a node, delivered at its end (``t_end = t_start + time on air``)."""
-
-    data: bytes
-    phy: PhySettings
-    rssi_dbm: float
-    snr_db: float
-    crc_ok: bool
-    tx_node: str
-    t_start: float
-    t_end: float
-
-
-@dataclass(frozen=True)
-class TxDoneEvent:
-    """To the sender, when its frame has left the air."""
-
-    airtime_s: float
-    t_start: float
-    t_end: float
-
-
-MediumEvent = Union[RxEvent, TxDoneEvent]
 
 
 def _finite(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -144,8 +127,8 @@ class MediumParams:
     tx_antenna_gain_dbi: float = 0.0
     rx_antenna_gain_dbi: float = 0.0
     default_tx_power_dbm: float = 14.0
-    thermal_noise_dbm_per_hz: float = -174.0
-    noise_figure_db: float = 7.0
+    thermal_noise_dbm_per_hz: float = THERMAL_NOISE_DBM_PER_HZ
+    noise_figure_db: float = DEFAULT_NOISE_FIGURE_DB
     snr_threshold_db: Mapping[int, float] = field(
         default_factory=lambda: dict(DEFAULT_SNR_THRESHOLD_DB)
     )
@@ -228,8 +211,7 @@ class MediumParams:
 
     def noise_floor_dbm(self, bandwidth_hz: int) -> float:
         """Thermal noise in the channel plus the receiver noise figure."""
-        thermal = self.thermal_noise_dbm_per_hz + 10.0 * math.log10(bandwidth_hz)
-        return thermal + self.noise_figure_db
+        return noise_floor_dbm(bandwidth_hz, self.noise_figure_db, self.thermal_noise_dbm_per_hz)
 
     def sensitivity_dbm(self, phy: PhySettings) -> float:
         """Weakest RSSI still demodulated: noise floor plus the SF's SNR limit."""

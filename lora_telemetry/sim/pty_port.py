@@ -3,6 +3,11 @@
 The emulator holds the pty's master end; the driver under test opens the slave end (or the
 stable symlink, e.g. /tmp/lora_sim/uav1.tty) with pyserial exactly as it would open
 /dev/ttyUSB0. `unplug()`/`replug()` emulate pulling the USB adapter out and back in.
+
+Two ways to use it: `read`/`write` wait (bounded) for a script or test playing the device;
+`read_available`/`queue_write`/`flush` never block, for the device loop (sim/device_loop.py),
+which flushes queued bytes when the fd is writable, so a host that stops reading can never
+stall the device; what it leaves unread for 0.5 s is lost and counted.
 """
 
 from __future__ import annotations
@@ -15,17 +20,30 @@ import tty
 from pathlib import Path
 
 DEFAULT_PTY_DIR = Path(os.environ.get("LORA_TELEMETRY_SIM_DIR", "/tmp/lora_sim"))
+#: How long bytes may wait for a host that stopped reading before they are lost.
+HOST_WRITE_TIMEOUT_S = 0.5
+#: Bytes that may wait at most (far more than any answer; a UART's FIFO is smaller still).
+MAX_PENDING_BYTES = 65536
 
 
 class PtyPort:
     """A raw-mode pseudo-terminal whose slave is reachable at `link` (a symlink)."""
 
-    def __init__(self, link: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, link: str | os.PathLike[str] | None = None, *,
+                 write_timeout_s: float = HOST_WRITE_TIMEOUT_S,
+                 max_pending: int = MAX_PENDING_BYTES) -> None:
         self.link = Path(link) if link is not None else None
         self.master_fd: int | None = None
         self._slave_fd: int | None = None
         self.slave_path: str | None = None
-        self.dropped_bytes = 0
+        self.write_timeout_s = write_timeout_s
+        self.max_pending = max_pending
+        self._pending = bytearray()
+        self._blocked_since = 0.0
+        #: bytes lost because the host did not read them in time / while unplugged
+        self.overrun_bytes = 0
+        self.unplugged_bytes = 0
+        self.dropped_bytes = 0  # by the blocking write()
         self.plug()
 
     def plug(self) -> None:
@@ -48,6 +66,8 @@ class PtyPort:
 
     def unplug(self) -> None:
         """Close both ends: the driver's reads and writes fail as on a pulled USB adapter."""
+        self.unplugged_bytes += len(self._pending)
+        self._pending.clear()
         for fd in (self.master_fd, self._slave_fd):
             if fd is not None:
                 try:
@@ -70,7 +90,31 @@ class PtyPort:
         if self.master_fd is None:
             return b""
         ready, _, _ = select.select([self.master_fd], [], [], max(0.0, timeout))
-        if not ready:
+        return self.read_available() if ready else b""
+
+    def write(self, data: bytes, timeout: float = 0.5) -> int:
+        """Send bytes to the host, waiting at most `timeout` for it to read; returns how many
+        were dropped (while unplugged, like a real wire, or because the host stopped reading:
+        a UART overruns, it never blocks forever)."""
+        lost_before = self.overrun_bytes + self.unplugged_bytes
+        start = time.monotonic()
+        self._enqueue(data, start)
+        while self.wants_write:
+            now = time.monotonic()
+            if now - start >= timeout:
+                self._give_up()
+                break
+            select.select([], [self.master_fd], [], min(0.1, start + timeout - now))
+            self._send_pending(time.monotonic())
+        lost = self.overrun_bytes + self.unplugged_bytes - lost_before
+        self.dropped_bytes += lost
+        return lost
+
+    # -- the device loop's side: never blocks --
+
+    def read_available(self) -> bytes:
+        """What the host wrote (non-blocking); b"" if nothing or unplugged."""
+        if self.master_fd is None:
             return b""
         try:
             return os.read(self.master_fd, 4096)
@@ -79,29 +123,60 @@ class PtyPort:
         except OSError:  # EIO: no process has the slave open at the moment
             return b""
 
-    def write(self, data: bytes, timeout: float = 0.5) -> int:
-        """Send bytes to the host; returns how many were dropped.
+    def queue_write(self, data: bytes, now: float) -> None:
+        """Queue bytes for the host and send what the pty takes now; never blocks.
 
-        Dropped while unplugged, like a real wire, and after `timeout` seconds if the host
-        stops reading and the pty buffer is full (a UART overruns; it never blocks forever).
+        Like a UART without flow control, bytes the host does not read are lost: when the
+        pty stays full for ``write_timeout_s`` (or more than ``max_pending`` bytes wait), the
+        waiting bytes are dropped and counted in ``overrun_bytes``. Unplugged: dropped at
+        once (``unplugged_bytes``).
         """
-        view = memoryview(data)
-        deadline = time.monotonic() + timeout
-        while view and self.master_fd is not None:
+        self._enqueue(data, now)
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Send what the pty takes of the queued bytes; drop them after the write timeout."""
+        self._send_pending(now)
+        if self._pending and now - self._blocked_since >= self.write_timeout_s:
+            self._give_up()
+
+    def _enqueue(self, data: bytes, now: float) -> None:
+        if self.master_fd is None:
+            self.unplugged_bytes += len(data)
+            return
+        if not self._pending:
+            self._blocked_since = now
+        self._pending += data
+        if len(self._pending) > self.max_pending:
+            self.overrun_bytes += len(self._pending) - self.max_pending
+            del self._pending[:len(self._pending) - self.max_pending]
+        self._send_pending(now)
+
+    def _send_pending(self, now: float) -> None:
+        while self._pending and self.master_fd is not None:
             try:
-                n = os.write(self.master_fd, view)
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.dropped_bytes += len(view)
-                    return len(view)
-                select.select([], [self.master_fd], [], min(0.1, remaining))
-                continue
+                n = os.write(self.master_fd, self._pending)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError:
-                break
-            view = view[n:]
-        self.dropped_bytes += len(view)
-        return len(view)
+                self.unplugged_bytes += len(self._pending)
+                self._pending.clear()
+                return
+            del self._pending[:n]
+            self._blocked_since = now
+
+    def _give_up(self) -> None:
+        self.overrun_bytes += len(self._pending)
+        self._pending.clear()
+
+    @property
+    def wants_write(self) -> bool:
+        """Bytes are waiting for the pty to drain (select it for writing)."""
+        return bool(self._pending) and self.master_fd is not None
+
+    def flush_deadline(self) -> float | None:
+        """When waiting bytes are given up, if any wait."""
+        return self._blocked_since + self.write_timeout_s if self.wants_write else None
 
     def fileno(self) -> int:
         if self.master_fd is None:

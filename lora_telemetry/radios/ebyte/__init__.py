@@ -19,7 +19,7 @@ FAMILY = FamilySpec(
     serial=SerialSettings(115200),
     driver_options=frozenset({"implicit_length"}),
     driver="lora_telemetry.radios.ebyte.driver:EByteRadio",
-    emulator="lora_telemetry.sim.ebyte_emulator:EByteEmulator",
+    emulator="lora_telemetry.radios.ebyte.emulator:EByteModuleLogic",
 )
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

@@ -1,7 +1,7 @@
 """Sans-I/O codec for the custom firmware of EByte 433 MHz UART LoRa modules.
 
 Everything here is pure: bytes in, typed messages out (and back). The driver
-(`radios/ebyte.py`) and the emulator (`sim/ebyte_emulator.py`) share it, so both ends speak
+(`driver.py`) and the emulator logic (`emulator.py`) share it, so both ends speak
 one implementation of the wire format. Source: ``../shared/seeds/ebyte-custom-firmware-
 protocol.md`` ("the seed"); section names below refer to it.
 

@@ -29,7 +29,7 @@ FAMILY = FamilySpec(
     default_frequency_hz=868_100_000,
     serial=SerialSettings(57600),
     driver="lora_telemetry.radios.rn2483.driver:RN2483Radio",
-    emulator="lora_telemetry.sim.rn2483_emulator:RN2483Emulator",
+    emulator="lora_telemetry.radios.rn2483.emulator:RN2483ModuleLogic",
     emulator_options=(
         EmulatorOption("band", "band after a factory reset (868)", int, 868, (868, 433)),
         EmulatorOption("firmware", "firmware version in the banner (1.0.5)", str, "1.0.5"),

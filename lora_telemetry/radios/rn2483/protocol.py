@@ -3,7 +3,7 @@ classification and the two-stage answer state machine.
 
 Everything here is pure: bytes and a clock value in, bytes, typed events and typed errors out.
 The driver (:mod:`lora_telemetry.radios.rn2483.driver`) moves the bytes over a serial port; the
-emulator (:mod:`lora_telemetry.sim.rn2483_emulator`) reuses the same parameter validators so the
+emulator (:mod:`lora_telemetry.radios.rn2483.emulator`) reuses the same parameter validators so the
 two sides can never disagree on what a command accepts.
 
 Source: "RN2483 LoRa Technology Module Command Reference User's Guide" (DS40001784F), carried in

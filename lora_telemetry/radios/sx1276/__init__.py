@@ -17,8 +17,8 @@ FAMILY = FamilySpec(
     bands=tuple(Band(low, high) for low, high in BANDS_HZ),  # the datasheet's three bands
     default_frequency_hz=433_175_000,
     driver="lora_telemetry.radios.sx1276.driver:SX1276Radio",
-    emulator="lora_telemetry.sim.sx1276_emulator:SX1276Emulator",
-    open_emulated="lora_telemetry.sim.sx1276_emulator:open_emulated_radio",
+    emulator="lora_telemetry.radios.sx1276.emulator:SX1276ChipLogic",
+    open_emulated="lora_telemetry.sim.emulated_spi:open_emulated_transceiver",
 )
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

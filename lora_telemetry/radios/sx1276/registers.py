@@ -1,7 +1,7 @@
 """SX1276/77/78/79 LoRa register map, constants and pure encode/decode helpers.
 
 One implementation of the chip's register arithmetic, used by the driver
-(`radios/sx1276.py`) *and* the emulator (`sim/sx1276_emulator.py`): the emulator encodes
+(`driver.py`) *and* the emulator (`emulator.py`): the emulator encodes
 RSSI/SNR and decodes the PHY from registers with the exact inverse of what the driver
 writes and reads, so the two can only disagree where the datasheet does.
 

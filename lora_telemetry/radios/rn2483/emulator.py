@@ -1,33 +1,28 @@
-"""An emulated Microchip RN2483 behind a pseudo-terminal, transmitting on the simulated medium.
+"""The Microchip RN2483 module, emulated: its firmware's logic as a sans-I/O state machine.
 
-A driver opens ``emulator.path`` (e.g. ``/tmp/lora_sim/uav1.tty``) exactly as it would open
-``/dev/ttyUSB0`` and talks the RN2483 ASCII protocol (command reference DS40001784F, thesis file
-lines ~19150-21694): the same answer strings in the same order, ``ok`` at once and the second
-answer of ``mac tx``/``mac join``/``radio tx``/``radio rx`` when the operation really ends on the
-medium (time on air from the core's PhySettings, LoRaWAN receive windows, watchdog).
+sim/device_loop.py runs it behind a pseudo-terminal on the simulated medium (events in,
+actions out, time passed in; the vocabulary is core/emulation.py); ``lora-telemetry sim module
+--type rn2483`` builds it through the registry. A driver opens the pty exactly as it would open
+``/dev/ttyUSB0`` and talks the RN2483 ASCII protocol (command reference DS40001784F, thesis
+file lines ~19150-21694): the same answer strings in the same order, ``ok`` at once and the
+second answer of ``mac tx``/``mac join``/``radio tx``/``radio rx`` when the operation really
+ends on the medium (time on air from the core's PhySettings, LoRaWAN receive windows,
+watchdog). The banner is written as soon as the module exists (power-on; a driver opening the
+port later flushes it).
 
-Contract shared by the serial-module emulators (this one and ``EByteEmulator`` in
-``sim/ebyte_emulator.py``), so ``lora-telemetry sim module --type ...`` can drive either::
+Options: ``name`` (logs; the HWEUI's suffix), ``firmware``, ``banner_date``, ``hweui``,
+``band`` (after a factory reset), ``seed`` (channel choice, nonces), ``rx_windows``.
 
-    emu = RN2483Emulator(name, link_path=None, medium_client=None, **options)
-        name           node name, used in logs and for the default link
-                       ``$LORA_TELEMETRY_SIM_DIR/<name>.tty`` (default dir /tmp/lora_sim)
-        link_path      stable symlink to the pseudo-terminal (None: the default above)
-        medium_client  a ``sim.medium.MediumClient`` (or None: frames are timed, go nowhere);
-                       the emulator uses it from its own thread only and never closes it
-    emu.path           what a driver opens
-    emu.serve_forever()  run the device in the calling thread until stop()
-    emu.start()        serve_forever() in a daemon thread; returns the thread
-    emu.stop()         thread-safe; serve_forever() returns within ~0.2 s
-    emu.close()        stop, remove the pseudo-terminal and its link
-    # fault injection, thread-safe (``lora-telemetry sim module --control PATH`` exposes the
-    # same as text commands on a socket: garbage [hex] | reset | drop [n] | unplug [s] | ...)
-    emu.inject_garbage(data=None)      line noise to the host
-    emu.inject_reset()                 spontaneous reboot: banner, unsaved configuration lost
-    emu.drop_answers(n=1)              the next n answer lines vanish
-    emu.unplug(replug_after=None)      close the port, power off (optionally replug later)
-    emu.replug()                       new pty behind the same link, power-on
-    emu.set_silent(on=True)            Silent Immediately, as a DutyCycleReq 255 would
+Fault injection (core/emulation.py's commands): Garbage (line noise), Reset (spontaneous
+reboot: banner, unsaved configuration lost; or right after the next transmission started),
+DropAnswers (the next n answer lines vanish; banners are not answers), Unplug (port closed,
+power off, optional replug later), Replug (a power cycle), Silence (Silent Immediately, as a
+DutyCycleReq 255 would). SetChannelRssi is refused: the module has no listen before talk and
+its ``radio get rssi`` reports the last packet's RSSI.
+
+Raw receive: ``radio rx 0`` listens until a frame arrives or the radio watchdog (``radio set
+wdt``) expires with ``radio_err``; that is how a driver bounds a receive, since the seed's
+command reference (DS40001784F as quoted in the thesis) has no ``radio rxstop``.
 
 Modelling decisions (where the command reference is silent):
 
@@ -58,21 +53,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import heapq
+import enum
+import itertools
 import logging
 import math
-import os
-import queue
 import random
-import select
-import threading
-import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from lora_telemetry.core.emulation import (
+    Accepted, Action, DeviceEvent, DropAnswers, RxEvent, Garbage, HostBytes, Listen,
+    PowerOn, PowerOnMoment, Replug, ReplugPort, Reset, SetChannelRssi, Silence, Standby,
+    StartTimer, TimerFired, ToHost, Transmit, TxDoneEvent, Unplug, UnplugPort,
+    refuse_unsupported,
+)
 from lora_telemetry.core.dutycycle import DutyCycleLedger, SubBand
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.lorawan import (
@@ -87,9 +83,8 @@ from lora_telemetry.core.lorawan import (
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import EU433, EU868, Region
 from lora_telemetry.radios.rn2483 import protocol as P
-from lora_telemetry.sim.pty_port import DEFAULT_PTY_DIR, PtyPort
 
-__all__ = ["RN2483Emulator", "DEFAULT_BANNER_DATE", "TX_POWER_TABLE_DBM"]
+__all__ = ["RN2483ModuleLogic", "MacState", "DEFAULT_BANNER_DATE", "TX_POWER_TABLE_DBM"]
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +106,23 @@ TX_POWER_TABLE_DBM: dict[int, dict[int, float]] = {
 
 # MAC status register bits (Figure 2-1).
 _ST_JOINED, _ST_AR, _ST_ADR, _ST_SILENT, _ST_PAUSED, _ST_LINKCHK = 0, 4, 5, 6, 7, 9
-# MAC states (Figure 2-1 note 2).
-_IDLE, _TX, _BEFORE_RX1, _RX1, _BETWEEN, _RX2, _ACK_TIMEOUT = range(7)
+
+
+class MacState(enum.IntEnum):
+    """The MAC state field of ``mac get status`` (Figure 2-1 note 2)."""
+
+    IDLE = 0
+    TX = 1
+    BEFORE_RX1 = 2
+    RX1 = 3
+    BETWEEN = 4
+    RX2 = 5
+    ACK_TIMEOUT = 6
+
+
+_IDLE, _TX, _BEFORE_RX1, _RX1, _BETWEEN, _RX2, _ACK_TIMEOUT = MacState
+# Grace after a frame's time on air for the air's TxDoneEvent (a lost hub must not wedge).
+_TX_DONE_GRACE_S = 0.5
 _DEFAULT_GARBAGE = bytes((0x00, 0xFE, 0x13, 0x80, 0xFF)) + b"#~garbage\r\n"
 
 
@@ -175,7 +185,7 @@ class _Mac:
     joined: bool = False
     silent: bool = False
     paused: bool = False
-    state: int = _IDLE
+    state: MacState = MacState.IDLE
 
     SAVED = ("band", "upctr", "dnctr", "dr", "rx2_dr", "rx2_freq", "adr", "deveui", "appeui",
              "appkey", "nwkskey", "appskey", "devaddr", "channels", "keys_set")
@@ -227,10 +237,12 @@ class _RadioCfg:
 
 
 class _Timer:
-    __slots__ = ("fn", "cancelled", "persistent")
+    """A callback the logic asked the loop to wake it for (by ``key``)."""
 
-    def __init__(self, fn: Callable[[], None], persistent: bool) -> None:
-        self.fn, self.cancelled, self.persistent = fn, False, persistent
+    __slots__ = ("fn", "cancelled", "persistent", "key")
+
+    def __init__(self, fn: Callable[[], None], persistent: bool, key: int) -> None:
+        self.fn, self.cancelled, self.persistent, self.key = fn, False, persistent, key
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -247,14 +259,14 @@ class _Uplink:
     dr: int
 
 
-class RN2483Emulator:
-    """An RN2483 module on a pseudo-terminal (see the module docstring for the contract)."""
+class RN2483ModuleLogic:
+    """The RN2483 firmware (see the module docstring); `handle` is the device loop's entry."""
+
+    power_on_at = PowerOnMoment.CREATED
 
     def __init__(
         self,
-        name: str,
-        link_path: str | os.PathLike[str] | None = None,
-        medium_client: Any = None,
+        name: str = "rn2483",
         *,
         firmware: str = DEFAULT_FIRMWARE,
         banner_date: str = DEFAULT_BANNER_DATE,
@@ -277,18 +289,12 @@ class RN2483Emulator:
         self.hweui = hweui if hweui is not None else (
             0x0004A30B00000000 | (zlib.crc32(name.encode()) & 0xFFFFFF)
         )
-        link = Path(link_path) if link_path is not None else DEFAULT_PTY_DIR / f"{name}.tty"
-        self.pty = PtyPort(link)
-        self._medium = medium_client
         self._rng = random.Random(seed)
-        self._timers: list[tuple[float, int, _Timer]] = []
-        self._seq = 0
-        self._control_q: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timers: dict[int, _Timer] = {}
+        self._timer_keys = itertools.count(1)
+        self._now = 0.0
+        self._out: list[Action] = []
+        self._reset_on_tx = False
         self._inbuf = bytearray()
         self._drop = 0
         self._erased = False
@@ -312,204 +318,100 @@ class RN2483Emulator:
         self.stats: dict[str, int] = dict.fromkeys(
             ("commands", "answers", "dropped_answers", "garbage_injected", "reboots", "uplinks",
              "downlinks", "radio_tx", "radio_rx", "no_free_ch", "invalid_param", "unplugs",
-             "medium_errors"), 0)
-        self._write_line(self.banner)  # power-on banner (flushed by a driver opening the port)
+             "resets"), 0)
 
-    # --------------------------------------------------------------------------- public API
     @property
-    def path(self) -> str:
-        return self.pty.path
+    def counters(self) -> Mapping[str, int]:
+        return self.stats
 
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.serve_forever, name=f"rn2483-{self.name}",
-                                        daemon=True)
-        self._thread.start()
-        return self._thread
+    # ------------------------------------------------------------------- the loop's entry
+    def handle(self, event: DeviceEvent, now: float) -> list[Action]:
+        """One event from the device loop; the module's actions (core/emulation.py)."""
+        self._now = now
+        self._out = []
+        if isinstance(event, HostBytes):
+            self._read_host(event.data)
+        elif isinstance(event, RxEvent):
+            handler = self._rx_handler
+            if handler is not None:
+                self._guarded(lambda: handler(event) and None)
+        elif isinstance(event, TxDoneEvent):
+            if self._tx_done is not None:
+                done, self._tx_done = self._tx_done, None
+                if self._tx_guard is not None:
+                    self._tx_guard.cancel()
+                self._guarded(lambda: done(event.t_end))
+        elif isinstance(event, TimerFired):
+            timer = self._timers.pop(event.key, None)  # type: ignore[call-overload]
+            if timer is not None and not timer.cancelled:
+                self._guarded(timer.fn)
+        elif isinstance(event, PowerOn):
+            self._write_line(self.banner)
+        elif isinstance(event, (Reset, Garbage, DropAnswers, Unplug, Replug, Silence,
+                                SetChannelRssi)):
+            self._control(event)
+        # TransmitFailed: the loop ends the frame after its time on air (lost, not timeless)
+        out, self._out = self._out, []
+        return out
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake()
-
-    def close(self) -> None:
-        self.stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self.pty.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self) -> "RN2483Emulator":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def inject_garbage(self, data: bytes | None = None) -> None:
-        """Write line noise to the host (default: non-ASCII bytes and a junk line)."""
-        payload = _DEFAULT_GARBAGE if data is None else bytes(data)
-
-        def act() -> None:
+    def _control(self, command: Any) -> None:
+        if isinstance(command, Garbage):
             self.stats["garbage_injected"] += 1
-            self._write(payload)
-        self._call(act)
-
-    def inject_reset(self) -> None:
-        """Reboot spontaneously (brown-out, watchdog): banner, unsaved configuration lost."""
-        self._call(lambda: self._reboot("injected reset"))
-
-    def drop_answers(self, n: int = 1) -> None:
-        """Swallow the next ``n`` answer lines (first or second answers alike)."""
-        def act() -> None:
-            self._drop += n
-        self._call(act)
-
-    def unplug(self, replug_after: float | None = None) -> None:
-        """Pull the USB adapter: the port closes, the module loses power."""
-        def act() -> None:
+            self._write(_DEFAULT_GARBAGE if command.data is None else bytes(command.data))
+        elif isinstance(command, Reset):
+            if command.during_next_tx:
+                self._reset_on_tx = True
+            else:
+                self.stats["resets"] += 1
+                self._reboot("injected reset")
+        elif isinstance(command, DropAnswers):
+            self._drop = self._drop + command.count if command.count > 0 else 0
+        elif isinstance(command, Unplug):
             self.stats["unplugs"] += 1
             self._power_off()
-            self.pty.unplug()
-            if replug_after is not None:
-                self._after(replug_after, self._replug, persistent=True)
-        self._call(act)
-
-    def replug(self) -> None:
-        self._call(self._replug)
-
-    def set_silent(self, on: bool = True) -> None:
-        """Enter/leave Silent Immediately (as a DutyCycleReq of 255 from the network would)."""
-        def act() -> None:
-            self.mac.silent = on
-        self._call(act)
-
-    # ------------------------------------------------------------------------------- the loop
-    def serve_forever(self) -> None:
-        """Run the module until :meth:`stop`. Never raises for anything the host sends."""
-        while not self._stop.is_set():
-            timeout = 0.2
-            if self._timers:
-                timeout = max(0.0, min(timeout, self._timers[0][0] - time.time()))
-            fds = [self._wake_r]
-            if self.pty.master_fd is not None:
-                fds.append(self.pty.master_fd)
-            medium_fd = self._medium_fileno()
-            if medium_fd is not None:
-                fds.append(medium_fd)
-            try:
-                ready, _, _ = select.select(fds, [], [], timeout)
-            except (OSError, ValueError):  # an fd closed under us (unplug): go round again
-                ready = []
-                time.sleep(min(timeout, 0.05))
-            if self._wake_r in ready:
-                try:
-                    os.read(self._wake_r, 4096)
-                except OSError:
-                    pass
-            self._run_controls()
-            master = self.pty.master_fd
-            if master is not None and master in ready:
-                self._read_host(master)
-            self._poll_medium()
-            self._run_timers()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
-
-    def _call(self, fn: Callable[[], None]) -> None:
-        self._control_q.put(fn)
-        self._wake()
-
-    def _run_controls(self) -> None:
-        while True:
-            try:
-                fn = self._control_q.get_nowait()
-            except queue.Empty:
-                return
-            self._guarded(fn)
+            self._out.append(UnplugPort())
+            if command.replug_after_s is not None:
+                self._after(max(0.0, command.replug_after_s), self._replug, persistent=True)
+        elif isinstance(command, Replug):
+            self._replug()
+        elif isinstance(command, Silence):
+            self.mac.silent = command.on  # as a DutyCycleReq of 255 from the network would
+        else:
+            self._out += refuse_unsupported(
+                "an RN2483", command, "it has no listen before talk; radio get rssi reports "
+                "the last packet's RSSI")
+            return
+        self._out.append(Accepted())
 
     def _guarded(self, fn: Callable[[], None]) -> None:
         try:
             fn()
-        except LoraTelemetryError as exc:  # a bug or an unexpected medium error: log, go on
+        except LoraTelemetryError as exc:  # a bug or an unexpected error: log, go on
             log.error("%s: %s", self.name, exc)
-        except Exception:  # noqa: BLE001 - the emulator must survive anything
+        except Exception:  # noqa: BLE001 - the module must survive anything the host sends
             log.exception("%s: internal error", self.name)
-
-    def _medium_fileno(self) -> int | None:
-        if self._medium is None:
-            return None
-        try:
-            fd = int(self._medium.fileno())
-        except Exception:  # noqa: BLE001 - a closed client: just stop polling it
-            return None
-        return fd if fd >= 0 else None
-
-    def _poll_medium(self) -> None:
-        if self._medium is None:
-            return
-        for _ in range(64):
-            try:
-                event = self._medium.next_event(timeout=0)
-            except Exception as exc:  # noqa: BLE001
-                log.error("%s: medium: %s", self.name, exc)
-                return
-            if event is None:
-                return
-            if hasattr(event, "data"):  # RxEvent
-                handler = self._rx_handler
-                if handler is not None:
-                    self._guarded(lambda: handler(event) and None)
-            elif self._tx_done is not None:  # TxDoneEvent
-                done, self._tx_done = self._tx_done, None
-                if self._tx_guard is not None:
-                    self._tx_guard.cancel()
-                t_end = float(getattr(event, "t_end", time.time()))
-                self._guarded(lambda: done(t_end))
 
     # --------------------------------------------------------------------------- timers
     def _at(self, when: float, fn: Callable[[], None], persistent: bool = False) -> _Timer:
-        timer = _Timer(fn, persistent)
-        self._seq += 1
-        heapq.heappush(self._timers, (when, self._seq, timer))
+        timer = _Timer(fn, persistent, next(self._timer_keys))
+        self._timers[timer.key] = timer
+        self._out.append(StartTimer(timer.key, when))
         return timer
 
     def _after(self, delay: float, fn: Callable[[], None], persistent: bool = False) -> _Timer:
-        return self._at(time.time() + delay, fn, persistent)
-
-    def _run_timers(self) -> None:
-        while self._timers and self._timers[0][0] <= time.time():
-            _, _, timer = heapq.heappop(self._timers)
-            if not timer.cancelled:
-                self._guarded(timer.fn)
+        return self._at(self._now + delay, fn, persistent)
 
     def _cancel_module_timers(self) -> None:
-        for _, _, timer in self._timers:
+        """Power off: every timer but the persistent ones (a pending replug) is forgotten;
+        the loop's still come back and are ignored."""
+        for key, timer in list(self._timers.items()):
             if not timer.persistent:
                 timer.cancel()
+                del self._timers[key]
 
     # ------------------------------------------------------------------------- serial I/O
     def _write(self, data: bytes) -> None:
-        """Bounded write: a host that never reads cannot stall the module."""
-        view = memoryview(data)
-        deadline = time.monotonic() + 0.5
-        while view:
-            fd = self.pty.master_fd
-            if fd is None or time.monotonic() > deadline:
-                return
-            try:
-                n = os.write(fd, view)
-            except BlockingIOError:
-                select.select([], [fd], [], 0.05)
-                continue
-            except OSError:
-                return
-            view = view[n:]
+        self._out.append(ToHost(bytes(data)))
 
     def _write_line(self, text: str) -> None:
         self._write(text.encode("ascii") + P.EOL)
@@ -522,13 +424,7 @@ class RN2483Emulator:
         self.stats["answers"] += 1
         self._write_line(text)
 
-    def _read_host(self, fd: int) -> None:
-        try:
-            data = os.read(fd, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # EIO: nobody has the port open right now
-            return
+    def _read_host(self, data: bytes) -> None:
         if self._erased or self._sleep_timer is not None:
             return  # firmware erased, or asleep: the UART is not listened to
         self._inbuf += data
@@ -555,45 +451,33 @@ class RN2483Emulator:
                 self._inbuf.clear()
                 return
 
-    # --------------------------------------------------------------------------- medium I/O
+    # --------------------------------------------------------------------------- the air
     def _transmit(self, data: bytes, phy: PhySettings, done: Callable[[float], None]) -> float:
-        self.transmissions.append((time.time(), data, phy))
+        self.transmissions.append((self._now, data, phy))
         self._rx_handler = None
         airtime = phy.time_on_air(len(data))
-        on_medium = False
-        if self._medium is not None:
-            try:
-                airtime = float(self._medium.transmit(data, phy, power_dbm=phy.tx_power_dbm))
-                on_medium = True
-            except LoraTelemetryError as exc:  # hub unreachable: the frame is lost, time is not
-                self.stats["medium_errors"] += 1
-                log.error("%s: medium: %s", self.name, exc)
+        self._out.append(Transmit(data, phy, phy.tx_power_dbm))
         self._tx_done = done
-        start = time.time()
+        start = self._now
 
-        def guard() -> None:  # no TxDoneEvent (no medium, or it went away): finish by the clock
+        def guard() -> None:  # the air never reported the end (a lost hub): finish by the clock
             if self._tx_done is done:
                 self._tx_done = None
                 done(start + airtime)
-        self._tx_guard = self._at(start + airtime + (0.5 if on_medium else 0.0), guard)
+        self._tx_guard = self._at(start + airtime + _TX_DONE_GRACE_S, guard)
+        if self._reset_on_tx:
+            self._reset_on_tx = False
+            self.stats["resets"] += 1
+            self._reboot("injected reset during a transmission")
         return airtime
 
     def _listen(self, phy: PhySettings, handler: Callable[[Any], bool]) -> None:
         self._rx_handler = handler
-        if self._medium is not None:
-            try:
-                self._medium.listen(phy)
-            except LoraTelemetryError as exc:
-                self.stats["medium_errors"] += 1
-                log.error("%s: medium: %s", self.name, exc)
+        self._out.append(Listen(phy))
 
     def _standby(self) -> None:
         self._rx_handler = None
-        if self._medium is not None:
-            try:
-                self._medium.standby()
-            except Exception as exc:  # noqa: BLE001
-                log.error("%s: medium standby: %s", self.name, exc)
+        self._out.append(Standby())
 
     # ----------------------------------------------------------------------- power / reboot
     def _power_off(self) -> None:
@@ -620,7 +504,7 @@ class RN2483Emulator:
             self._write_line(self.banner)
 
     def _replug(self) -> None:
-        self.pty.replug()
+        self._out.append(ReplugPort())
         self._reboot("power cycle (replug)")
 
     # ---------------------------------------------------------------------------- dispatch
@@ -841,7 +725,7 @@ class RN2483Emulator:
 
     # --------------------------------------------------------------------- LoRaWAN uplinks
     def _free_channel(self, airtime: float, dr: int) -> tuple[int, _Channel] | None:
-        now = time.time()
+        now = self._now
         free = [
             (i, ch) for i, ch in enumerate(self.mac.channels)
             if ch.on and ch.freq and ch.dr_min <= dr <= ch.dr_max
@@ -850,7 +734,7 @@ class RN2483Emulator:
         return self._rng.choice(free) if free else None
 
     def _next_free_time(self, airtime: float, dr: int) -> float | None:
-        now = time.time()
+        now = self._now
         times = [ch.rest_ledger(self.mac.dcycleps).next_allowed(ch.freq, airtime, now)
                  for ch in self.mac.channels
                  if ch.on and ch.freq and ch.dr_min <= dr <= ch.dr_max]
@@ -914,7 +798,7 @@ class RN2483Emulator:
         mac = self.mac
         phy = self._uplink_phy(ch.freq, op.dr)
         airtime = phy.time_on_air(len(op.frame))
-        ch.rest_ledger(mac.dcycleps).record(ch.freq, time.time(), airtime)
+        ch.rest_ledger(mac.dcycleps).record(ch.freq, self._now, airtime)
         mac.state = _TX
         self.stats["uplinks"] += 1
         self._transmit(op.frame, phy, lambda t_end: self._uplink_sent(op, ch, t_end))
@@ -1070,7 +954,7 @@ class RN2483Emulator:
         mac.joined = False
         ch = chosen[1]
         phy = self._uplink_phy(ch.freq, mac.dr)
-        ch.rest_ledger(mac.dcycleps).record(ch.freq, time.time(), airtime)
+        ch.rest_ledger(mac.dcycleps).record(ch.freq, self._now, airtime)
         mac.state = _TX
         self._transmit(frame, phy, lambda t_end: self._join_sent(ch, dev_nonce, t_end))
 
@@ -1205,7 +1089,7 @@ class RN2483Emulator:
         self._answer("ok")
         self._radio_busy = True
         window = int(window_text)
-        opened = time.time()
+        opened = self._now
         wdt = self.radio.wdt / 1000.0
         limits = [wdt] if wdt else []
         if self.radio.mod == "fsk":
