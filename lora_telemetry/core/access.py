@@ -3,8 +3,8 @@
 Three things decide it, and each has one owner:
 
 * the regulator: `DutyCycleLedger.next_allowed` (T_off and the hourly budget);
-* the access policy: pure ALOHA with random jitter by default (`AlohaPolicy`); a time-slotted
-  policy can implement `AccessPolicy` later without touching the node;
+* the access policy: pure ALOHA with random jitter by default (`AlohaPolicy`), or GPS-time
+  TDMA (`core.tdma.TdmaPolicy`), both behind `AccessPolicy`;
 * newest wins: `UplinkScheduler` keeps at most one frame waiting. A new state replaces the
   waiting one, because telemetry that waited behind a newer sample is worth nothing.
 
@@ -27,6 +27,11 @@ T = TypeVar("T")
 
 class AccessPolicy(abc.ABC):
     """Chooses the start time of the next attempt."""
+
+    #: False: the plan involves a random draw, so the scheduler keeps it until the attempt
+    #: (ALOHA). True: a pure function of its inputs, asked again on every pass (TDMA follows
+    #: its time estimate as it improves). ``math.inf`` means "not now, maybe later".
+    deterministic: bool = False
 
     @abc.abstractmethod
     def next_start(self, *, last_start: float | None, earliest_allowed: float,
@@ -117,7 +122,7 @@ class UplinkScheduler(Generic[T]):
         if self._pending is None:
             return None
         allowed = self.ledger.next_allowed(self.frequency_hz, self._pending.airtime_s, now)
-        if self._planned is None:
+        if self._planned is None or self.policy.deterministic:
             self._planned = self.policy.next_start(
                 last_start=self._last_start, earliest_allowed=allowed,
                 airtime_s=self._pending.airtime_s,

@@ -532,8 +532,10 @@ def _aes_encrypt(key: bytes, data: bytes) -> bytes:
     return AES.new(key, AES.MODE_ECB).encrypt(data)
 
 
-def _cmac4(key: bytes, data: bytes) -> bytes:
+def cmac4(key: bytes, data: bytes) -> bytes:
+    """The first 4 bytes of AES-CMAC (RFC 4493) of ``data``: LoRaWAN's MIC (section 4.4)."""
     return CMAC.new(key, msg=data, ciphermod=AES).digest()[:_MIC_LEN]
+
 
 
 def _dir_block(first: int, dev_addr: int, fcnt32: int, uplink: bool, last: int) -> bytes:
@@ -571,7 +573,7 @@ def compute_data_mic(nwkskey: KeyLike, msg: bytes, dev_addr: int | str, fcnt32: 
     if len(msg) > MAX_PHY_PAYLOAD:
         raise FrameLengthError(f"msg of {len(msg)} bytes does not fit B0's length octet")
     b0 = _dir_block(0x49, _dev_addr(dev_addr), _uint(fcnt32, 32, "fcnt32"), uplink, len(msg))
-    return _cmac4(k, b0 + bytes(msg))
+    return cmac4(k, b0 + bytes(msg))
 
 
 def _fcnt32_for(frame: DataFrame, fcnt32: int | None) -> int:
@@ -729,7 +731,7 @@ class SessionKeys:
 
 def compute_join_request_mic(appkey: KeyLike, msg: bytes) -> bytes:
     """AES-CMAC(AppKey, MHDR | AppEUI | DevEUI | DevNonce)[0..3] (§6.2.4)."""
-    return _cmac4(_key(appkey, "AppKey"), bytes(msg))
+    return cmac4(_key(appkey, "AppKey"), bytes(msg))
 
 
 def build_join_request(appkey: KeyLike, app_eui: int | str, dev_eui: int | str,
@@ -762,7 +764,7 @@ def encrypt_join_accept(appkey: KeyLike, *, app_nonce: int, net_id: int | str,
         + bytes((_uint(dl_settings, 8, "DLSettings"), _uint(rx_delay, 8, "RxDelay")))
         + (bytes(cf_list) if cf_list is not None else b"")
     )
-    mic = _cmac4(k, mhdr + body)
+    mic = cmac4(k, mhdr + body)
     return mhdr + AES.new(k, AES.MODE_ECB).decrypt(body + mic)
 
 
@@ -790,7 +792,7 @@ def decrypt_join_accept(phy: bytes | EncryptedJoinAccept, appkey: KeyLike) -> Jo
         rx_delay=body[11],
         cf_list=body[12:28] if len(body) > 12 else None,
         mic=mic,
-        mic_valid=hmac.compare_digest(_cmac4(k, mhdr_byte + body), mic),
+        mic_valid=hmac.compare_digest(cmac4(k, mhdr_byte + body), mic),
         plaintext=mhdr_byte + clear,
     )
 
