@@ -175,3 +175,25 @@ def test_without_gps_and_beacons_the_keeper_is_not_usable() -> None:
     assert "TDMA frames are held" in keeper.warning()
     assert not keeper.add_gps(0.0, T0)  # SYSTEM_TIME 0: no GPS fix yet
     assert keeper.rejected_gps == 1
+
+
+def test_gateway_beacons_heard_bitmap_and_slot_timing() -> None:
+    from lora_telemetry.core.tdma_gateway import GatewaySchedule
+
+    s = schedule(n=3)
+    gw = GatewaySchedule(s, {"uav1": 1, "uav2": 2, "uav3": 3}, KEY)
+    m, start = gw.next_beacon(T0 + 0.001)
+    assert (m, start) == (s.superframe_of(T0), pytest.approx(T0 + 0.005))
+    first = bc.decode_beacon(gw.beacon(m), KEY)
+    assert first.superframe == m and first.heard == frozenset()
+    assert gw.next_beacon(T0 + 0.001)[0] == m + 1  # sent: the next one is due
+    # uav1 on time, uav2 3 ms late (inside its guard), uav3 7 ms early (outside it).
+    for name, slot, err in (("uav1", 1, 0.0), ("uav2", 2, 0.003), ("uav3", 3, -0.007)):
+        begin = s.uplink_start(m, slot) + err
+        obs = gw.observe(name, begin + UPLINK_S, UPLINK_S)
+        assert (obs.superframe, obs.slot) == (m, slot) and obs.error_s == pytest.approx(err, abs=1e-6)
+    gw.set_pending(["uav3"])
+    second = bc.decode_beacon(gw.beacon(m + 1), KEY)
+    assert second.heard == frozenset({1, 2, 3}) and second.pending == frozenset({3})
+    assert gw.timing["uav2"].last_error_s == pytest.approx(0.003, abs=1e-6)
+    assert gw.timing["uav3"].outside_slot == 1 and gw.timing["uav1"].outside_slot == 0
