@@ -8,6 +8,11 @@ A key file is YAML, owner-only (mode 0600), created by `lora-telemetry keys gene
         devaddr: 26011CA2
         nwkskey: <32 hex digits>
         appskey: <32 hex digits>
+    network:
+      beacon_key: <32 hex digits>    # authenticates the TDMA beacon (core/beacon.py)
+
+The network section is made with the first device and copied into every export: every node
+verifies beacons with it, and only the ground sends them.
 
 The ground node holds the full file (every UAV's keys); each drone holds only its own entry,
 exported with `lora-telemetry keys export` (:func:`export_device`): one lost or captured drone
@@ -75,13 +80,51 @@ class DeviceKeys:
         }
 
 
-def parse_key_file(text: str, source: str = "key file") -> dict[str, DeviceKeys]:
-    """Parse key-file text into devices by name (pure; no permission checks)."""
+@dataclass(frozen=True)
+class NetworkKeys:
+    """Keys every node of one swarm shares. `repr` never shows them."""
+
+    beacon_key: bytes
+
+    def __repr__(self) -> str:
+        return "NetworkKeys(<hidden>)"
+
+    __str__ = __repr__
+
+    def to_plain(self) -> dict[str, str]:
+        return {"beacon_key": self.beacon_key.hex().upper()}
+
+
+def _mapping(text: str, source: str) -> dict:
     data = load_yaml(text, source, KeyFileError)
     if data is None:
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("devices", {}), dict):
-        raise KeyFileError(f"{source}: expected a mapping with a 'devices' mapping")
+    if not isinstance(data, dict) or not isinstance(data.get("devices", {}), dict) \
+            or not isinstance(data.get("network", {}), dict):
+        raise KeyFileError(f"{source}: expected a mapping with a 'devices' mapping (and "
+                           "optionally a 'network' mapping)")
+    unknown = sorted(str(k) for k in data if k not in ("devices", "network"))
+    if unknown:
+        raise KeyFileError(f"{source}: unknown section(s) {', '.join(unknown)}")
+    return data
+
+
+def parse_network_keys(text: str, source: str = "key file") -> NetworkKeys | None:
+    """The network section of key-file text, None if it has none."""
+    network = _mapping(text, source).get("network")
+    if not network:
+        return None
+    if "beacon_key" not in network:
+        raise KeyFileError(f"{source}: the network section has no beacon_key")
+    try:
+        return NetworkKeys(parse_key(_hex_text(network["beacon_key"], 32), "beacon_key"))
+    except ConfigError as exc:
+        raise KeyFileError(f"{source}: network: {exc}") from None
+
+
+def parse_key_file(text: str, source: str = "key file") -> dict[str, DeviceKeys]:
+    """Parse key-file text into devices by name (pure; no permission checks)."""
+    data = _mapping(text, source)
     devices: dict[str, DeviceKeys] = {}
     seen_addr: dict[int, str] = {}
     for name, entry in (data.get("devices") or {}).items():
@@ -123,8 +166,7 @@ def check_permissions(path: Path) -> None:
         )
 
 
-def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
-    """Read a key file after checking it is owner-only."""
+def _read_checked(path: str | os.PathLike[str]) -> tuple[Path, str]:
     p = Path(expand_user(path, "key file", KeyFileError))
     try:
         if not p.is_file():
@@ -132,7 +174,26 @@ def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
         check_permissions(p)
     except OSError as exc:  # a name too long, a directory we may not search
         raise KeyFileError(f"key file {p}: {exc.strerror or exc}") from None
-    return parse_key_file(read_text(p, f"key file {p}", KeyFileError), str(p))
+    return p, read_text(p, f"key file {p}", KeyFileError)
+
+
+def load_key_file(path: str | os.PathLike[str]) -> dict[str, DeviceKeys]:
+    """Read a key file's devices after checking it is owner-only."""
+    p, text = _read_checked(path)
+    return parse_key_file(text, str(p))
+
+
+def load_network_keys(path: str | os.PathLike[str]) -> NetworkKeys | None:
+    """Read a key file's network section (None if it has none), checking it is owner-only."""
+    p, text = _read_checked(path)
+    return parse_network_keys(text, str(p))
+
+
+def _load_all(path: Path) -> tuple[dict[str, DeviceKeys], NetworkKeys | None]:
+    if not path.exists():
+        return {}, None
+    p, text = _read_checked(path)
+    return parse_key_file(text, str(p)), parse_network_keys(text, str(p))
 
 
 def device_keys(path: str | os.PathLike[str], name: str) -> DeviceKeys:
@@ -166,35 +227,41 @@ def device_keys_from(devices: dict[str, DeviceKeys], path: str | os.PathLike[str
 def export_device(source: str | os.PathLike[str], name: str, out: str | os.PathLike[str], *,
                   force: bool = False) -> DeviceKeys:
     """Write a key file holding one device's keys only (for that drone), owner-only."""
-    keys = device_keys_from(load_key_file(source), source, name)
+    devices, network = _load_all(Path(expand_user(source, "key file", KeyFileError)))
+    if not devices:
+        load_key_file(source)  # the clear "not found" error
+    keys = device_keys_from(devices, source, name)
     target = Path(expand_user(out, "key file", KeyFileError))
     if target.exists() and not force:
         raise KeyFileError(f"{target} exists; use --force to overwrite it")
     if target.exists() and target.resolve() == Path(expand_user(source, "key file",
                                                                  KeyFileError)).resolve():
         raise KeyFileError(f"{target} is the file the keys come from")
-    write_key_file(target, {name: keys}, header=f"{HEADER}# keys of {name} only "
-                                                "(lora-telemetry keys export)\n")
+    write_key_file(target, {name: keys}, network=network,
+                   header=f"{HEADER}# keys of {name} only (lora-telemetry keys export)\n")
     return keys
 
 
 def rotate_device(path: str | os.PathLike[str], name: str) -> DeviceKeys:
     """Give a device of a key file fresh session keys under the same DevAddr."""
     p = Path(expand_user(path, "key file", KeyFileError))
-    devices = load_key_file(p)
+    load_key_file(p)  # the clear errors for a missing or unsafe file
+    devices, network = _load_all(p)
     old = device_keys_from(devices, p, name)
     new = generate_device(name, old.devaddr)
     devices[name] = new
-    write_key_file(p, devices)
+    write_key_file(p, devices, network=network)
     return new
 
 
 def write_key_file(path: str | os.PathLike[str], devices: dict[str, DeviceKeys], *,
-                   header: str = HEADER) -> None:
+                   network: NetworkKeys | None = None, header: str = HEADER) -> None:
     """Write atomically with mode 0600 from the first byte (no window where others can read)."""
     p = Path(expand_user(path, "key file", KeyFileError))
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    body = {"devices": {name: d.to_plain() for name, d in devices.items()}}
+    body: dict[str, object] = {"devices": {name: d.to_plain() for name, d in devices.items()}}
+    if network is not None:
+        body["network"] = network.to_plain()
     text = header + yaml.safe_dump(body, sort_keys=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)  # mkstemp creates 0600
     try:
@@ -215,10 +282,17 @@ def generate_device(name: str, devaddr: int | str) -> DeviceKeys:
     return DeviceKeys(name, addr, secrets.token_bytes(16), secrets.token_bytes(16))
 
 
+def generate_network() -> NetworkKeys:
+    """A fresh network section (the beacon key) from the OS's CSPRNG."""
+    return NetworkKeys(secrets.token_bytes(16))
+
+
 def add_device(path: str | os.PathLike[str], device: DeviceKeys, *, replace: bool = False) -> None:
     """Add (or with `replace`, overwrite) one device in a key file, creating the file if needed."""
     p = Path(expand_user(path, "key file", KeyFileError))
-    devices = load_key_file(p) if p.exists() else {}
+    if p.exists():
+        load_key_file(p)  # the clear errors for an unsafe or broken file
+    devices, network = _load_all(p)
     if device.name in devices and not replace:
         raise KeyFileError(f"{p} already has device {device.name!r}; use --force to replace its keys")
     for other in devices.values():
@@ -227,4 +301,4 @@ def add_device(path: str | os.PathLike[str], device: DeviceKeys, *, replace: boo
                 f"{p}: DevAddr {format_dev_addr(device.devaddr)} is already used by {other.name!r}"
             )
     devices[device.name] = device
-    write_key_file(p, devices)
+    write_key_file(p, devices, network=network or generate_network())

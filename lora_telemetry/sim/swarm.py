@@ -171,7 +171,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
     # Fresh keys for this run (owner-only file, never printed).
     if not plan.key_file.exists():
         devices = {n: keyfile.generate_device(n, DEVADDR_BASE + i + 1) for i, n in enumerate(names)}
-        keyfile.write_key_file(plan.key_file, devices)
+        keyfile.write_key_file(plan.key_file, devices, network=keyfile.generate_network())
     for name in names:
         keyfile.export_device(plan.key_file, name, plan.drone_key_file(name), force=True)
 
