@@ -46,15 +46,11 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 from lora_telemetry.core.codec import VehicleFamily, custom_mode_from_name
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.geo import LocalProjection
-from lora_telemetry.mavlink.link import (
-    DATA_STREAM_OF_MESSAGE,
-    MAV_CMD_SET_MESSAGE_INTERVAL,
-    TlogReader,
-    open_transport,
-    parse_url,
-    write_transport,
-)
 from lora_telemetry.mavlink.state import MAV_COMP_ID_AUTOPILOT1, is_autopilot_heartbeat
+from lora_telemetry.mavlink.streams import DATA_STREAM_OF_MESSAGE, MAV_CMD_SET_MESSAGE_INTERVAL
+from lora_telemetry.mavlink.tlog import TlogReader
+from lora_telemetry.mavlink.transport import open_transport, write_transport
+from lora_telemetry.mavlink.urls import parse_url
 from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.medium import MediumControl, MediumError
 
