@@ -16,9 +16,10 @@ simulated, with no processes and no wall clock, on the pure radio medium
   formation centre, listening all the time;
 * geometry ``equal``: every UAV at the same distance (500 m) from the gateway, so every
   overlap destroys both frames: the pure-ALOHA check. ``formation``: the demo's formation
-  (``sim/vehicle.py``: a V, 15 m spacing, behind a leader circling 150 m around the origin at
-  8 m/s, UAV i at 30 + 5 i m), flown continuously; positions follow the flight, so a frame
-  can survive an overlap when it is ``capture_margin_db`` (6 dB) above its interferers.
+  (``sim/vehicle/trajectories.py``: a V, 15 m spacing, behind a leader circling 150 m around
+  the origin at 8 m/s, UAV i at 30 + 5 i m), flown continuously; positions follow the flight,
+  so a frame can survive an overlap when it is ``capture_margin_db`` (6 dB) above its
+  interferers.
   For one seed and N both geometries send at exactly the same times, so their difference is
   the capture effect alone.
 
@@ -85,7 +86,8 @@ from lora_telemetry.sim.medium_model import (  # noqa: E402
     RxEvent,
 )
 
-# The demo's radio and geometry (lora_telemetry/sim/swarm.py SwarmOptions, sim/vehicle.py).
+# The demo's radio and geometry (lora_telemetry/sim/swarm.py SwarmOptions,
+# sim/vehicle/trajectories.py).
 FREQUENCY_HZ = 433_175_000
 PHY = PhySettings(FREQUENCY_HZ, 7, 125_000)
 FRAME_BYTES = 29  # 16-byte telemetry payload + 13 bytes LoRaWAN (bench_codec.py)
@@ -116,7 +118,8 @@ def equal_positions(n: int) -> Callable[[int, float], Position]:
 
 
 def formation_positions(n: int) -> Callable[[int, float], Position]:
-    """The demo's V formation (sim/vehicle.py build_swarm "formation"), flown for ever."""
+    """The demo's V formation (sim/vehicle/trajectories.py build_swarm "formation"), flown
+    for ever."""
     # Imported here: the vehicle simulator pulls in pymavlink, which `equal` does not need.
     from lora_telemetry.sim.vehicle import CirclePath, OffsetPath
 

@@ -16,7 +16,9 @@ from pymavlink import mavutil
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.geo import haversine_m
-from lora_telemetry.mavlink.link import ConnectionSpec, MavlinkLink, TlogReader, parse_url
+from lora_telemetry.mavlink.link import MavlinkLink
+from lora_telemetry.mavlink.tlog import TlogReader
+from lora_telemetry.mavlink.urls import ConnectionSpec, parse_url
 
 AUTOPILOT = (1, 1)
 

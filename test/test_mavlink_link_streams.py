@@ -18,15 +18,14 @@ from typing import Callable
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
-from lora_telemetry.mavlink.link import (
+from lora_telemetry.mavlink.link import MavlinkLink, MavlinkLinkError
+from lora_telemetry.mavlink.streams import (
     DATA_STREAM_OF_MESSAGE,
     DEFAULT_STREAM_RATES_HZ,
-    MavlinkLink,
-    MavlinkLinkError,
     StreamRequester,
-    open_transport,
-    parse_url,
 )
+from lora_telemetry.mavlink.transport import open_transport
+from lora_telemetry.mavlink.urls import parse_url
 from lora_telemetry.sim.pty_port import PtyPort
 
 SET_MESSAGE_INTERVAL = 511
@@ -262,7 +261,7 @@ def test_connection_attempts_are_bounded() -> None:
     for _ in range(20):
         patient.poll(0.02)
     assert patient.stats()["connect_failures"] >= 3
-    assert patient._backoff_s == pytest.approx(0.04)
+    assert patient.reconnect_schedule.backoff_s == pytest.approx(0.04)
 
 
 def test_serial_link_survives_unplug_and_replug(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.geo import LocalProjection, haversine_m
-from lora_telemetry.mavlink.link import MavlinkLink, TlogReader
+from lora_telemetry.mavlink.link import MavlinkLink
+from lora_telemetry.mavlink.tlog import TlogReader
 from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.vehicle import (
     LogReplayer,

@@ -1,8 +1,11 @@
-"""Drone node parameters: one validated value object, from ROS parameters or a YAML file."""
+"""Drone node parameters: one validated value object, from ROS parameters or a YAML file.
+
+The channel and origin fields, and the loader, are the ground node's too
+(lora_telemetry/node_config.py); only the transmit power is the drone's alone.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +14,8 @@ from typing import Any, Mapping
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.dutycycle import POLICIES
 from lora_telemetry.core.errors import ConfigError
-from lora_telemetry.core.phy import PhySettings, parse_coding_rate
-from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
+from lora_telemetry.core.phy import PhySettings
+from lora_telemetry.node_config import LinkSettings, config_from_parameters
 from lora_telemetry.persist import default_state_dir
 from lora_telemetry.radios import registry
 from lora_telemetry.radios.base import Capability
@@ -21,16 +24,14 @@ LORAWAN_MODES = ("raw", "module")
 
 
 @dataclass(frozen=True)
-class DroneConfig:
-    """Everything a drone node needs; see config/drone.yaml for the meaning of each field."""
+class DroneConfig(LinkSettings):
+    """Everything a drone node needs; see config/drone.yaml for the meaning of each field
+    (the origin and channel fields are :class:`LinkSettings`')."""
 
     uav_name: str
     mavlink_url: str
     radio_port: str
     key_file: str
-    origin_lat_deg: float
-    origin_lon_deg: float
-    origin_alt_m: float
     # This UAV's reserved uplink counter ("": ~/.local/state/lora_telemetry/<uav_name>.fcnt.json).
     fcnt_state_file: str = ""
     mavlink_system_id: int = 0
@@ -38,12 +39,6 @@ class DroneConfig:
     radio_type: str = registry.DEFAULT_MODULE_FAMILY
     radio_baud: int = 0
     lorawan_mode: str = "raw"
-    frequency_hz: int = 433_175_000
-    spreading_factor: int = 7
-    bandwidth_hz: int = 125_000
-    coding_rate: int = 5
-    preamble_symbols: int = 8
-    sync_word: int = 0x34
     tx_power_dbm: float = 10.0
     update_period_s: float = 2.0
     jitter_fraction: float = 0.25
@@ -87,9 +82,8 @@ class DroneConfig:
         if self.max_sample_age_s >= tcodec.TIME_WINDOW_S - 1:
             raise ConfigError(f"max_sample_age_s must stay below {tcodec.TIME_WINDOW_S - 1:g} s: "
                               "older samples would be dated one time window late")
-        check_origin(self.origin_lat_deg, self.origin_lon_deg)
-        self.phy  # validates the radio settings  # noqa: B018
-        self.codec  # validates origin and family  # noqa: B018
+        super().__post_init__()  # the origin and the channel
+        self.codec  # validates the family  # noqa: B018
 
     @property
     def counter_state_path(self) -> Path:
@@ -109,36 +103,14 @@ class DroneConfig:
 
     @property
     def phy(self) -> PhySettings:
-        return PhySettings(
-            frequency_hz=self.frequency_hz, sf=self.spreading_factor,
-            bandwidth_hz=self.bandwidth_hz, coding_rate=self.coding_rate,
-            preamble_symbols=self.preamble_symbols, sync_word=self.sync_word,
-            tx_power_dbm=self.tx_power_dbm,
-        )
+        return self.phy_settings(tx_power_dbm=self.tx_power_dbm)
 
     @property
     def codec(self) -> tcodec.CodecConfig:
-        return tcodec.CodecConfig(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m,
-                                  self.vehicle_family)
+        return self.codec_for(self.vehicle_family)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "DroneConfig":
         """Build from ROS parameters or YAML; unknown keys and wrong types are clear errors."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in values if k not in fields)
-        if unknown:
-            raise ConfigError(f"unknown drone parameter(s): {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {}
-        for name, value in values.items():
-            if name == "coding_rate" and isinstance(value, str):
-                kwargs[name] = parse_coding_rate(value)
-            else:
-                kwargs[name] = coerce(name, value, str(fields[name].type))
-        missing = [n for n, f in fields.items()
-                   if n not in kwargs and f.default is dataclasses.MISSING]
-        if missing:
-            raise missing_parameters("drone", missing)
-        for path_field in ("key_file", "fcnt_state_file"):
-            if kwargs.get(path_field):
-                kwargs[path_field] = expand_user(kwargs[path_field], f"parameter {path_field}")
-        return cls(**kwargs)
+        return config_from_parameters(cls, values, "drone",
+                                      path_parameters=("key_file", "fcnt_state_file"))

@@ -1,41 +1,36 @@
-"""Ground node parameters and the device registry (names, DevAddrs, MAVLink ids, keys)."""
+"""Ground node parameters and the device registry (names, DevAddrs, MAVLink ids, keys).
+
+The channel and origin fields, and the loader, are the drone node's too
+(lora_telemetry/node_config.py); the devices, given as nested YAML or as flat
+``devices.<uav>.<field>`` parameters, are gathered here before the shared loader runs.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.gateway import Device
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr
-from lora_telemetry.core.phy import PhySettings, parse_coding_rate
 from lora_telemetry.keyfile import load_key_file
-from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
+from lora_telemetry.node_config import LinkSettings, config_from_parameters
+from lora_telemetry.params import coerce
 from lora_telemetry.persist import default_state_dir
 
 RADIOS = ("sx1276", "emulator")
 
 
 @dataclass(frozen=True)
-class GroundConfig:
-    """See config/ground.yaml for the meaning of each field."""
+class GroundConfig(LinkSettings):
+    """See config/ground.yaml for the meaning of each field (the origin and channel fields
+    are :class:`LinkSettings`')."""
 
     key_file: str
-    origin_lat_deg: float
-    origin_lon_deg: float
-    origin_alt_m: float
     gateway_id: str = "gateway"
     radio: str = "sx1276"
-    frequency_hz: int = 433_175_000
-    spreading_factor: int = 7
-    bandwidth_hz: int = 125_000
-    coding_rate: int = 5
-    preamble_symbols: int = 8
-    sync_word: int = 0x34
     spi_bus: int = 0
     spi_device: int = 0
     spi_speed_hz: int = 500_000
@@ -67,9 +62,7 @@ class GroundConfig:
                 raise ConfigError(f"{name} must be a positive, finite number, got {value!r}")
         if not self.devices:
             raise ConfigError("no devices registered: add devices.<uav_name>.system_id entries")
-        check_origin(self.origin_lat_deg, self.origin_lon_deg)
-        self.phy  # noqa: B018  (validates)
-        self.codec_for("arducopter")  # noqa: B018  (validates the origin)
+        super().__post_init__()  # the origin and the channel
 
     @property
     def counter_state_path(self) -> Path:
@@ -78,16 +71,6 @@ class GroundConfig:
         if self.fcnt_state_file:
             return Path(self.fcnt_state_file)
         return default_state_dir() / f"{self.gateway_id}.fcnt.json"
-
-    @property
-    def phy(self) -> PhySettings:
-        return PhySettings(frequency_hz=self.frequency_hz, sf=self.spreading_factor,
-                           bandwidth_hz=self.bandwidth_hz, coding_rate=self.coding_rate,
-                           preamble_symbols=self.preamble_symbols, sync_word=self.sync_word)
-
-    def codec_for(self, family: str) -> tcodec.CodecConfig:
-        return tcodec.CodecConfig(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m,
-                                  family)
 
     def registry(self) -> list[Device]:
         """Devices with their keys from the key file (checked for safe permissions)."""
@@ -113,12 +96,9 @@ class GroundConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "GroundConfig":
         """From flat ROS parameters (`devices.uav1.system_id` style) or nested YAML."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
         devices: dict[str, dict[str, Any]] = {}
+        others: dict[Any, Any] = {}
         for name, value in values.items():
-            if not isinstance(name, str):
-                raise ConfigError(f"parameter name {name!r} is not a string")
             if name == "devices":
                 if not isinstance(value, Mapping):
                     raise ConfigError("devices must map each UAV name to its fields, "
@@ -127,30 +107,18 @@ class GroundConfig:
                     if not isinstance(entry, Mapping):
                         raise ConfigError(f"devices.{dev} must be a mapping")
                     devices.setdefault(str(dev), {}).update(entry)
-                continue
-            if name.startswith("devices."):
+            elif isinstance(name, str) and name.startswith("devices."):
                 parts = name.split(".")
                 if len(parts) != 3:
                     raise ConfigError(f"parameter {name}: expected devices.<uav>.<field>")
                 devices.setdefault(parts[1], {})[parts[2]] = value
-                continue
-            if name not in fields:
-                raise ConfigError(f"unknown ground parameter: {name}")
-            if name == "coding_rate" and isinstance(value, str):
-                kwargs[name] = parse_coding_rate(value)
             else:
-                kwargs[name] = coerce(name, value, str(fields[name].type))
+                others[name] = value
         for dev, entry in devices.items():
             unknown = sorted(str(k) for k in entry if k not in ("devaddr", "system_id",
                                                                  "vehicle_family"))
             if unknown:
                 raise ConfigError(f"devices.{dev}: unknown field(s) {', '.join(unknown)}")
-        missing = [n for n, f in fields.items() if n not in kwargs and n != "devices"
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise missing_parameters("ground", missing)
-        kwargs["key_file"] = expand_user(kwargs["key_file"], "parameter key_file")
-        if kwargs.get("fcnt_state_file"):
-            kwargs["fcnt_state_file"] = expand_user(kwargs["fcnt_state_file"],
-                                                    "parameter fcnt_state_file")
-        return cls(devices=devices, **kwargs)
+        return config_from_parameters(cls, others, "ground",
+                                      path_parameters=("key_file", "fcnt_state_file"),
+                                      devices=devices)

@@ -1,4 +1,9 @@
-"""The flight-controller side: MAVLink link (pymavlink) and vehicle-state aggregation."""
+"""The flight-controller side: MAVLink link (pymavlink) and vehicle-state aggregation.
+
+``link`` (MavlinkLink: poll, heartbeat, stats) drives the others: ``urls`` (connection
+strings), ``transport`` (opening, writing and reconnecting connections), ``tlog`` (robust log
+reading), ``streams`` (stream-rate requests, sans-I/O) and ``state`` (the vehicle state).
+"""
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules
 # added since the last build import without a rebuild.

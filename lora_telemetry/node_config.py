@@ -1,0 +1,105 @@
+"""What the drone and ground nodes' parameters share: the LoRa channel, the origin, one loader.
+
+Every node on the link must agree on the radio channel (a drone and a gateway that differ in
+frequency, spreading factor, bandwidth, coding rate, preamble or sync word never hear each
+other) and on the origin (positions travel as offsets from it). :class:`LinkSettings`
+declares those parameters once, with their validation: the origin is not the 0, 0
+placeholder (params.check_origin) and fits the codec, and the channel is a valid
+:class:`~lora_telemetry.core.phy.PhySettings`. DroneConfig and GroundConfig inherit it.
+
+Inherited, not nested: ROS parameters are flat (``frequency_hz``, not ``phy.frequency_hz``)
+and each config field is one parameter (nodes/common.py declares one per field), so
+parameter files, launch arguments and ``config.frequency_hz`` read as before. The shared
+fields are keyword-only, so that a config's own required fields may follow their defaults.
+A config calls ``super().__post_init__()`` after its own checks: its errors come first, as
+they did.
+
+:func:`config_from_parameters` is the one loader of both: parameter names must be strings
+and known (all unknown ones are named at once), values are coerced to the field types
+(params.coerce; ``coding_rate`` may also be written "4/5"), missing parameters are named
+(params.missing_parameters, the origin with its own explanation), and path parameters get
+``~`` expanded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence, TypeVar
+
+from lora_telemetry.core import codec as tcodec
+from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.phy import PhySettings, parse_coding_rate
+from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
+
+__all__ = ["LinkSettings", "config_from_parameters"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkSettings:
+    """The origin and the LoRa channel; see config/drone.yaml and config/ground.yaml."""
+
+    origin_lat_deg: float
+    origin_lon_deg: float
+    origin_alt_m: float
+    frequency_hz: int = 433_175_000
+    spreading_factor: int = 7
+    bandwidth_hz: int = 125_000
+    coding_rate: int = 5
+    preamble_symbols: int = 8
+    sync_word: int = 0x34
+
+    def __post_init__(self) -> None:
+        check_origin(self.origin_lat_deg, self.origin_lon_deg)
+        self.phy  # validates the radio settings  # noqa: B018
+        self.codec_for("arducopter")  # validates the origin (any family would do)
+
+    @property
+    def phy(self) -> PhySettings:
+        """The channel as the radio is configured with it."""
+        return self.phy_settings()
+
+    def phy_settings(self, tx_power_dbm: float | None = None) -> PhySettings:
+        """The channel, with a transmit power for a node that sends (None: the radio's)."""
+        return PhySettings(
+            frequency_hz=self.frequency_hz, sf=self.spreading_factor,
+            bandwidth_hz=self.bandwidth_hz, coding_rate=self.coding_rate,
+            preamble_symbols=self.preamble_symbols, sync_word=self.sync_word,
+            tx_power_dbm=tx_power_dbm,
+        )
+
+    def codec_for(self, family: str) -> tcodec.CodecConfig:
+        """The telemetry codec of a vehicle of ``family`` flying about this origin."""
+        return tcodec.CodecConfig(self.origin_lat_deg, self.origin_lon_deg, self.origin_alt_m,
+                                  family)
+
+
+Config = TypeVar("Config", bound=LinkSettings)
+
+
+def config_from_parameters(cls: type[Config], values: Mapping[Any, Any], kind: str, *,
+                           path_parameters: Sequence[str] = (), **parsed: Any) -> Config:
+    """A ``kind`` ("drone", "ground") node's config from flat ROS parameters or YAML values;
+    see the module notes. ``parsed``: fields the caller has already built from their own
+    parameters (the ground's devices), passed on as they are."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in parsed}
+    for name in values:
+        if not isinstance(name, str):
+            raise ConfigError(f"parameter name {name!r} is not a string")
+    unknown = sorted(name for name in values if name not in fields)
+    if unknown:
+        raise ConfigError(f"unknown {kind} parameter(s): {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "coding_rate" and isinstance(value, str):
+            kwargs[name] = parse_coding_rate(value)
+        else:
+            kwargs[name] = coerce(name, value, str(fields[name].type))
+    missing = [name for name, f in fields.items() if name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise missing_parameters(kind, missing)
+    for name in path_parameters:
+        if kwargs.get(name):
+            kwargs[name] = expand_user(kwargs[name], f"parameter {name}")
+    return cls(**kwargs, **parsed)
