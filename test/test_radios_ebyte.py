@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.phy import PhySettings
+from lora_telemetry.radios import registry
+from lora_telemetry.radios.ebyte.timing import RX_LATENCY, TX_LATENCY
 from lora_telemetry.radios.base import (
     ModuleReset,
     RadioDisconnected,
@@ -362,7 +364,12 @@ def test_module_logic_assumptions_where_the_seed_is_silent() -> None:
 
 def test_module_logic_reception_filters() -> None:
     logic = _configured_logic()
-    ok = logic.on_rx(SEED_DATA, SEED_PHY, -41.6, 10.7, True, 1.0)
+    # The AIR_PKT leaves RX_LATENCY after the frame's end (ebyte/timing.py), not at once.
+    assert logic.on_rx(SEED_DATA, SEED_PHY, -41.6, 10.7, True, 1.0, t_end=1.0) == []
+    due = logic.next_deadline(1.0)
+    assert due is not None and 1.0 + RX_LATENCY.low_s <= due <= 1.0 + RX_LATENCY.high_s
+    assert logic.poll(due - 1e-6) == []
+    ok = logic.poll(due)
     assert _to_host(ok) == [AirPacketFromModule(SEED_DATA, -42, 11).encode()]
     assert logic.on_rx(SEED_DATA, SEED_PHY, -40, 10, False, 1.0) == []  # CRC error
     assert logic.on_rx(SEED_DATA[:47], SEED_PHY, -40, 10, True, 1.0) == []  # implicit length
@@ -373,20 +380,33 @@ def test_module_logic_reception_filters() -> None:
     assert logic.counters["rx_header_mode_mismatch"] == 1
 
 
+def _key_on(logic: EByteModuleLogic, now: float) -> float:
+    """The frame of an AIR_PKT fed at ``now`` goes on the air TX_LATENCY later (timing.py):
+    nothing before, the Transmit then; returns that moment."""
+    due = logic.next_deadline(now)
+    assert due is not None and now + TX_LATENCY.low_s <= due <= now + TX_LATENCY.high_s
+    assert logic.poll(due - 1e-6) == []
+    assert logic.poll(due) == [Transmit(SEED_DATA, SEED_PHY, 30.0)]  # T30D
+    return due
+
+
 def test_module_logic_transmission_timing_and_listen_before_talk() -> None:
     logic = _configured_logic()
     actions = logic.feed(AirPacketFromHost(SEED_DATA).encode(), 10.0)
-    assert actions == [Transmit(SEED_DATA, SEED_PHY, 30.0)] and logic.state == "tx"  # T30D
+    assert actions == [] and logic.state == "tx"  # busy at once, on the air after TX_LATENCY
+    assert logic.feed(AirPacketFromHost(b"y" * 48).encode(), 10.0) == []  # busy: dropped
+    t_on = _key_on(logic, 10.0)
     airtime = SEED_PHY.time_on_air(48)
-    assert logic.poll(10.0 + airtime * 0.99) == []  # still on the air
+    assert logic.poll(t_on + airtime * 0.99) == []  # still on the air
     assert logic.feed(AirPacketFromHost(b"y" * 48).encode(), 10.1) == []  # busy: dropped
     # The air's TxDoneEvent (at the end of the time on air) makes it ready again.
-    done = logic.handle(TxDoneEvent(airtime, 10.0, 10.0 + airtime), 10.0 + airtime)
+    done = logic.handle(TxDoneEvent(airtime, t_on, t_on + airtime), t_on + airtime)
     assert _to_host(done) == [ReqAirPkt().encode()]
     # Without one, a guard ends the transmission 1 s after its time on air, counted.
     logic.feed(AirPacketFromHost(SEED_DATA).encode(), 10.5)
-    assert logic.poll(10.5 + airtime + 0.99) == []
-    assert _to_host(logic.poll(10.5 + airtime + 1.0)) == [ReqAirPkt().encode()]
+    t_on = _key_on(logic, 10.5)
+    assert logic.poll(t_on + airtime + 0.99) == []
+    assert _to_host(logic.poll(t_on + airtime + 1.0)) == [ReqAirPkt().encode()]
     assert logic.counters["tx_done_missing"] == 1
     # SET_RSSI threshold: no transmission while the channel is louder.
     logic.feed(SetRssi(-100).encode(), 11.0)
@@ -394,7 +414,8 @@ def test_module_logic_transmission_timing_and_listen_before_talk() -> None:
     assert logic.feed(AirPacketFromHost(SEED_DATA).encode(), 11.0) == []
     assert logic.state == "lbt"
     logic.channel_rssi_dbm = None  # back to the noise floor (about -116 dBm at 125 kHz)
-    assert logic.poll(11.1) == [Transmit(SEED_DATA, SEED_PHY, 30.0)]
+    assert logic.poll(11.1) == []  # clear: the frame is on its way to the air
+    _key_on(logic, 11.1)
 
 
 # --- driver against a scripted module (the capture, byte for byte) ---------------------------
@@ -623,7 +644,8 @@ class StubClient:
 def EByteEmulator(name: str, link: Path, client: object | None,
                   **options: object) -> EmulatedSerialModule:
     """The EByte firmware logic on a pty, run by the device loop (what `sim module` builds)."""
-    return EmulatedSerialModule(EByteModuleLogic(name=name, **options), name, link, client)
+    return EmulatedSerialModule(EByteModuleLogic(name=name, **options), name, link, client,
+                                baud=registry.family("ebyte").default_baud)
 
 
 @contextlib.contextmanager
@@ -635,6 +657,8 @@ def running(emu: EmulatedSerialModule) -> Iterator[EmulatedSerialModule]:
     deadline = time.monotonic() + 3
     while emu.counters.get("boots", 0) < 1 and time.monotonic() < deadline:
         time.sleep(0.005)
+    # and its boot request has crossed the UART (a real module powered long before)
+    assert emu.wait_line_idle()
     try:
         yield emu
     finally:

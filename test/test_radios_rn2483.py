@@ -324,8 +324,10 @@ def world(tmp_path, hub):
         if client is not None:
             made.append(client)  # closed after the emulator (made is closed in reverse)
         logic = RN2483ModuleLogic(name, seed=7, **options)
-        emu = EmulatedSerialModule(logic, name, tmp_path / f"{name}.tty", client)
+        emu = EmulatedSerialModule(logic, name, tmp_path / f"{name}.tty", client,
+                                   baud=P.BAUDRATE)
         emu.start()
+        assert emu.wait_line_idle()  # its banner is out, as on a module powered long before
         made.append(emu)
         return emu
 

@@ -11,7 +11,7 @@ import pytest
 
 from lora_telemetry.cli.sim_module import apply_control, parse_control
 from lora_telemetry.core.emulation import (
-    Accepted, DropAnswers, Garbage, PowerOn, PowerOnMoment, Refused, Replug, Reset,
+    Accepted, DropAnswers, Garbage, HostBytes, PowerOn, PowerOnMoment, Refused, Replug, Reset,
     SetChannelRssi, Silence, StartTimer, TimerFired, ToHost, Transmit, TxDoneEvent, Unplug,
 )
 from lora_telemetry.core.phy import PhySettings
@@ -94,12 +94,62 @@ def test_control_goes_through_the_queue_and_comes_back_typed() -> None:
     assert loop.control(Reset()).reason == "rec is closed"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("baud", [57600, 115200])
+def test_the_uart_carries_bytes_no_faster_than_the_line_rate(tmp_path: Path, baud: int) -> None:
+    """Host -> logic: the command reaches the logic when its last byte has crossed the line;
+    logic -> host: the answer reaches the host a line time after the logic wrote it."""
+    import serial
+
+    from lora_telemetry.core.uart import serial_time_s
+
+    logic = Recorder()
+    answer = b"x" * 100
+    logic.script[Garbage] = [ToHost(answer), Accepted()]
+    command = b"radio tx " + b"00" * 29 + b"\r\n"  # 69 bytes: 12.0 ms at 57600 baud
+    with EmulatedSerialModule(logic, "line", tmp_path / "line.tty", baud=baud) as emu:
+        emu.start()
+        with serial.Serial(emu.path, baud, timeout=0.5) as host:
+            t0 = time.time()
+            host.write(command)
+            _wait(lambda: sum(len(e.data) for e, _ in logic.of(HostBytes)) == len(command))
+            chunks = logic.of(HostBytes)
+            assert b"".join(e.data for e, _ in chunks) == command
+            line_s = serial_time_s(len(command), baud)
+            # never early (the loop reads the pty a little after the host wrote it) ...
+            assert chunks[-1][1] - t0 >= line_s - 1e-4
+            # ... and not late by more than a loaded machine's scheduling
+            assert chunks[-1][1] - t0 < line_s + 0.05
+            assert len(chunks) > 1  # handed on as the bytes arrive, in chunks
+            t1 = time.time()
+            assert emu.control(Garbage()) == Accepted()
+            got = b""
+            while len(got) < len(answer) and time.time() - t1 < 2.0:
+                got += host.read(len(answer) - len(got))
+            elapsed = time.time() - t1
+            assert got == answer
+            assert elapsed >= serial_time_s(len(answer), baud) - 1e-4
+
+
+def test_baud_zero_is_an_instant_line(tmp_path: Path) -> None:
+    import serial
+
+    logic = Recorder()
+    with EmulatedSerialModule(logic, "instant", tmp_path / "instant.tty", baud=0) as emu:
+        emu.start()
+        with serial.Serial(emu.path, 57600, timeout=0.5) as host:
+            t0 = time.time()
+            host.write(bytes(500))  # 87 ms at 57600 baud; at once on an instant line
+            _wait(lambda: sum(len(e.data) for e, _ in logic.of(HostBytes)) == 500)
+            assert logic.of(HostBytes)[-1][1] - t0 < 0.05
+
+
 def test_a_host_that_stops_reading_loses_bytes_counted_and_the_device_goes_on(
         tmp_path: Path) -> None:
     logic = Recorder()
     logic.script[Garbage] = [ToHost(b"z" * 60000), Accepted()]
     logic.script[Reset] = [Accepted()]
-    with EmulatedSerialModule(logic, "flood", tmp_path / "flood.tty") as emu:
+    # baud 0: this is about the pty's overrun rule, not the line's rate
+    with EmulatedSerialModule(logic, "flood", tmp_path / "flood.tty", baud=0) as emu:
         emu.start()
         slave = os.open(emu.path, os.O_RDWR | os.O_NOCTTY)  # a host that never reads
         try:

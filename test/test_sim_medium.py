@@ -382,6 +382,73 @@ def test_same_seed_same_run_other_seed_other_run():
     assert len(rssis) > 10  # shadowing varies per frame
 
 
+def _beacons(model: MediumModel, n: int, t0: float = 10.0) -> dict[str, int]:
+    """``n`` frames from gw to everyone listening; how many each node heard."""
+    heard: dict[str, int] = {}
+    t = t0
+    for _ in range(n):
+        airtime = model.start_tx("gw", FRAME17, DR5, 14.0, t)
+        t += airtime
+        for node, event in model.finish_due(t):
+            if isinstance(event, RxEvent):
+                heard[node] = heard.get(node, 0) + 1
+        for node in ("uav1", "uav2"):
+            model.set_listening(node, DR5, t)
+        t += 0.01
+    return heard
+
+
+def test_one_node_can_be_made_to_miss_frames_counted_as_link_loss():
+    model = model_with(("gw", 0.0), ("uav1", 100.0), ("uav2", 100.0), seed=3,
+                       node_loss={"uav2": 0.5})
+    for node in ("uav1", "uav2"):
+        model.set_listening(node, DR5, 0.0)
+    heard = _beacons(model, 400)
+    stats = model.stats()
+    assert heard["uav1"] == 400  # the others are untouched
+    assert 150 <= heard["uav2"] <= 250  # about half, seeded
+    assert stats["dropped"]["link_loss"] == 400 - heard["uav2"]
+    assert stats["nodes"]["uav2"]["link_loss"] == 400 - heard["uav2"]
+    assert stats["nodes"]["uav1"]["link_loss"] == 0
+    assert stats["node_loss"] == {"uav2": 0.5}
+    # set at run time: uav1 deaf, uav2 healed (0 removes the entry)
+    model.set_node_loss("uav1", 1.0)
+    model.set_node_loss("uav2", 0.0)
+    heard = _beacons(model, 50, t0=1000.0)
+    assert "uav1" not in heard and heard["uav2"] == 50
+    assert model.stats()["node_loss"] == {"uav1": 1.0}
+    for bad in (-0.1, 1.5, float("nan"), True, "x"):
+        with pytest.raises(MediumError, match="0..1"):
+            model.set_node_loss("uav1", bad)
+    # a node without an entry draws nothing: the seeded run is the one without node_loss
+    a, b = (model_with(("gw", 0.0), ("uav1", 100.0), ("uav2", 100.0), seed=5,
+                       random_loss=0.3, **extra) for extra in ({}, {"node_loss": {"zz": 0.9}}))
+    for m in (a, b):
+        for node in ("uav1", "uav2"):
+            m.set_listening(node, DR5, 0.0)
+    assert _beacons(a, 60) == _beacons(b, 60)
+
+
+def test_node_loss_in_the_config_and_through_the_hub(tmp_path):
+    with pytest.raises(ConfigError, match="node_loss"):
+        MediumParams(node_loss={"uav1": 2.0})
+    with pytest.raises(ConfigError, match="node_loss"):
+        MediumParams(node_loss=[0.5])
+    assert MediumParams.from_mapping({"node_loss": {"uav3": 0.25}}).to_dict()["node_loss"] == {
+        "uav3": 0.25}
+    with MediumHub(MediumModel(MediumParams(), seed=1), "127.0.0.1", 0) as hub:
+        def handle(message: dict) -> list:
+            return hub.handle(json.dumps(message).encode(), ("127.0.0.1", 9), 1.0)
+
+        assert handle({"op": "loss", "node": "uav1", "probability": 0.2, "id": 1}) == [
+            {"op": "ok", "id": 1}]
+        (err,) = handle({"op": "loss", "node": "uav1", "probability": 3, "id": 2})
+        assert err["op"] == "error" and "0..1" in err["message"]
+        stats = handle({"op": "stats", "id": 3})[0]["stats"]
+        assert stats["node_loss"] == {"uav1": 0.2}
+        assert stats["hub"]["rejected_by_op"]["loss"] == 1
+
+
 def test_crc_errors_corrupt_bytes_and_flag_them():
     events, stats = _script(3, crc_error_rate=1.0)
     rx = rx_events(events)
@@ -675,6 +742,14 @@ def test_hub_process_delivers_between_client_processes(hub_process):
         assert rx is not None and (rx.data, rx.tx_node) == (b"\xde\xad", "uav7")
         assert rx.rssi_dbm == pytest.approx(formula_rssi(14.0, 100.0))
 
+        # Another process makes gw deaf to everything (a link impairment), then heals it.
+        control.set_loss("gw", 1.0)
+        control.inject(b"\x02", DR5, tx_node="near", position_m=(0.0, 0.0, 0.0))
+        assert _wait_event(gw, RxEvent, timeout=0.5) is None
+        assert control.stats()["dropped"]["link_loss"] == 1
+        control.set_loss("gw", 0.0)
+        with pytest.raises(MediumError, match="refused 'loss'"):
+            control.set_loss("gw", 7.0)
         # Another process moves gw out of range by id.
         control.set_position("gw", 20_000.0, 0.0, 0.0, wait=True)
         control.inject(b"\x01", DR5, tx_node="far", position_m=(0.0, 0.0, 0.0))
@@ -695,12 +770,12 @@ def test_hub_process_delivers_between_client_processes(hub_process):
             control.request({"op": "position", "node": "gw", "lat": 43.5, "lon": -8.2})
 
         stats = control.stats()
-        assert stats["delivered"] == 2 and stats["injected"] == 2 and stats["seed"] == 42
+        assert stats["delivered"] == 2 and stats["injected"] == 3 and stats["seed"] == 42
         assert stats["dropped"]["below_sensitivity"] == 1
         assert stats["hub"]["malformed"] == 3 and stats["hub"]["unknown_op"] == 1
-        assert stats["hub"]["rejected"] == 2
+        assert stats["hub"]["rejected"] == 3
         refused = {op: n for op, n in stats["hub"]["rejected_by_op"].items() if n}
-        assert refused == {"tx": 1, "position": 1}
+        assert refused == {"tx": 1, "position": 1, "loss": 1}
     control.close()
 
     proc.send_signal(signal.SIGTERM)

@@ -1,6 +1,11 @@
 """`lora-telemetry sim module`: run an emulated serial LoRa module on a pseudo-terminal.
 
-The family (``--type``) and its own options come from the radio registry (radios/registry.py).
+The family (``--type``) and its own options come from the radio registry (radios/registry.py);
+an option several families declare (``--seed``) is one flag for all of them.
+
+``--baud`` is the module's UART rate, modelled by the device loop (sim/device_loop.py: bytes
+cross the pty no faster than the line would carry them); default the family's (57600 for the
+RN2483, 115200 for the EByte), 0 for an instant line.
 
 Prints the path a driver should open (the stable link, e.g. ``/tmp/lora_sim/uav1.tty``) as the
 first line of stdout (a JSON object with ``--json``), then serves until SIGTERM/Ctrl-C. The
@@ -59,15 +64,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x", type=float, default=0.0, help="east position in m (0)")
     parser.add_argument("--y", type=float, default=0.0, help="north position in m (0)")
     parser.add_argument("--z", type=float, default=0.0, help="height in m (0)")
+    parser.add_argument("--baud", type=_baud, default=None,
+                        help="the module's UART rate (default the family's; 0: instant)")
+    shared: dict[str, registry.EmulatorOption] = {}
     for spec in _emulated_modules():  # each family's own options (radios/<family>/)
         group = parser.add_argument_group(f"{spec.title} ({spec.name})")
         for option in spec.emulator_options:
-            group.add_argument(f"--{option.name.replace('_', '-')}", dest=f"{spec.name}_{option.name}",
+            if option.name in shared:  # one flag for every family that declares it
+                if shared[option.name] != option:
+                    raise ConfigError(f"emulator option {option.name!r} is declared differently "
+                                      f"by two families")
+                continue
+            shared[option.name] = option
+            group.add_argument(f"--{option.name.replace('_', '-')}", dest=_dest(option),
                                type=option.type, default=option.default, choices=option.choices,
                                help=option.help)
     parser.add_argument("--control", metavar="PATH",
                         help="Unix datagram socket accepting fault-injection commands")
     parser.add_argument("--verbose", action="store_true", help="log the emulator's events")
+
+
+def _dest(option: registry.EmulatorOption) -> str:
+    return f"emulator_{option.name}"
+
+
+def _baud(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 4_000_000:
+        raise argparse.ArgumentTypeError(f"baud must be 0 (instant) to 4000000, not {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -87,9 +112,11 @@ def make_emulator(kind: str, name: str, link: str | None, medium_client: Any,
     """The emulator of family ``kind`` with its options from ``args`` (imported lazily)."""
     spec = registry.family(kind)
     options: dict[str, Any] = {}
+    baud = None
     if args is not None:
-        options = {o.name: getattr(args, f"{spec.name}_{o.name}") for o in spec.emulator_options}
-    return emulated_module(kind, name, link, medium_client, **options)
+        options = {o.name: getattr(args, _dest(o)) for o in spec.emulator_options}
+        baud = args.baud
+    return emulated_module(kind, name, link, medium_client, baud=baud, **options)
 
 
 CONTROL_USAGE = "garbage [hex] | reset | drop [n] | unplug [seconds] | replug | silent on|off"

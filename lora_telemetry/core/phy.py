@@ -55,6 +55,9 @@ __all__ = [
     "THERMAL_NOISE_DBM_PER_HZ",
     "DEFAULT_NOISE_FIGURE_DB",
     "noise_floor_dbm",
+    "SX127X_TS_FS_S",
+    "SX127X_PA_RAMP_RESET_S",
+    "sx127x_tx_startup_s",
 ]
 
 #: Nominal LoRa bandwidths of the SX1276 (RegModemConfig1 Bw field), in Hz.
@@ -376,3 +379,23 @@ def noise_floor_dbm(bandwidth_hz: int, noise_figure_db: float = DEFAULT_NOISE_FI
                     thermal_dbm_per_hz: float = THERMAL_NOISE_DBM_PER_HZ) -> float:
     """A quiet channel's power: thermal noise in the bandwidth plus the noise figure."""
     return thermal_dbm_per_hz + 10.0 * math.log10(bandwidth_hz) + noise_figure_db
+
+
+# --- The transceiver's start-up (SX1276/77/78/79 datasheet; the RN2483 and the EByte E32 both
+# carry an SX127x, so their firmware's delays add to these) ------------------------------------
+#: TS_FS, "Frequency synthesizer wake-up time to PllLock signal From Standby mode", typ. 60 us
+#: (datasheet 2.5.2, thesis line ~12676).
+SX127X_TS_FS_S = 60e-6
+#: RegPaRamp's reset value 0x09: 40 us (datasheet RegPaRamp table, thesis line ~17160-17178).
+SX127X_PA_RAMP_RESET_S = 40e-6
+
+
+def sx127x_tx_startup_s(pa_ramp_s: float = SX127X_PA_RAMP_RESET_S) -> float:
+    """From Standby to the first bit on the air: TS_FS + TS_TR, TS_TR = 5 us + 1.25 PaRamp.
+
+    The datasheet's TS_TR formula (4.2.5.1, thesis line ~15224-15271) is the FSK one,
+    ``5 us + 1.25 PaRamp + Tbit / 2``; the half bit of the FSK bit clock has no LoRa
+    counterpart, so (assumption) a LoRa frame starts 5 us + 1.25 PaRamp after the PLL lock.
+    With the reset PaRamp: 60 + 5 + 50 = 115 us; with the thesis gateway's 50 us: 127.5 us.
+    """
+    return SX127X_TS_FS_S + 5e-6 + 1.25 * pa_ramp_s

@@ -9,6 +9,15 @@ device is a backend like any other, named in the same entry.
 
 Adding a family: its package, one line in :data:`FAMILIES`, its tests and its docs. Nothing
 outside the package names it.
+
+Timing (issue 13, GPS-time TDMA): each family states in ``FamilySpec.timing`` a
+:class:`FamilyTiming`, when a frame handed to the driver reaches the air and when a frame that
+left the air reaches the host. Its serial part is computed from the exact bytes the production
+driver sends and the module answers (the family's protocol code builds them), its processing
+part is the family's :class:`~lora_telemetry.core.latency.Latency` figures, the same ones its
+emulator draws from; a drone node starts a transmission ``command_to_air_s`` early so the
+frame's first symbol lands at its slot start. bench/bench_module_timing.py measures both
+against the emulators and test/test_module_timing.py holds them to the prediction.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.latency import Latency
+from lora_telemetry.core.uart import BITS_PER_BYTE_8N1, bits_per_byte, serial_time_s
 from lora_telemetry.radios.base import Capability, Radio
 
 #: Every family, in the order choices are listed (and the demo's radio mix cycles).
@@ -46,6 +57,56 @@ class SerialSettings:
     def __str__(self) -> str:
         return f"{self.baud} {self.bytesize}{self.parity}{self.stopbits}"
 
+    @property
+    def bits_per_byte(self) -> int:
+        """Line bits per byte (10 for 8N1)."""
+        return bits_per_byte(self.bytesize, self.parity, self.stopbits)
+
+
+@dataclass(frozen=True)
+class FamilyTiming:
+    """When a frame reaches the air and when its reception reaches the host (see the module
+    docstring).
+
+    ``tx``: from the last byte of the transmit command (SPI transceivers: the RegOpMode write
+    that enters TX) to the frame's first symbol on the air. ``rx``: from the frame's last
+    symbol to the first byte of the module's report (SPI: the RxDone edge on DIO0).
+    ``tx_command(n)`` / ``rx_report(n)``: the wire bytes of the driver's transmit command and
+    of the module's reception report for an ``n``-byte frame (None: no serial line).
+    """
+
+    tx: Latency
+    rx: Latency
+    tx_command: Callable[[int], bytes] | None = None
+    rx_report: Callable[[int], bytes] | None = None
+
+    @staticmethod
+    def _serial_s(message: Callable[[int], bytes] | None, frame_bytes: int, baud: int | None,
+                  bits: int) -> float:
+        if message is None or not baud:
+            return 0.0
+        return serial_time_s(len(message(frame_bytes)), baud, bits)
+
+    def command_to_air_s(self, frame_bytes: int, baud: int | None,
+                         bits: int = BITS_PER_BYTE_8N1) -> float:
+        """Nominal time from the driver starting to write the transmit command for a
+        ``frame_bytes`` frame at ``baud`` to the frame's first symbol (+/- :attr:`tx_jitter_s`)."""
+        return self._serial_s(self.tx_command, frame_bytes, baud, bits) + self.tx.nominal_s
+
+    def air_to_host_s(self, frame_bytes: int, baud: int | None,
+                      bits: int = BITS_PER_BYTE_8N1) -> float:
+        """Nominal time from a ``frame_bytes`` frame's last symbol to the last byte of its
+        report at the host (+/- :attr:`rx_jitter_s`)."""
+        return self.rx.nominal_s + self._serial_s(self.rx_report, frame_bytes, baud, bits)
+
+    @property
+    def tx_jitter_s(self) -> float:
+        return self.tx.jitter_s
+
+    @property
+    def rx_jitter_s(self) -> float:
+        return self.rx.jitter_s
+
 
 @dataclass(frozen=True)
 class Band:
@@ -59,6 +120,12 @@ class Band:
 
     def __str__(self) -> str:
         return f"{self.low_hz / 1e6:g}-{self.high_hz / 1e6:g} MHz"
+
+
+#: The help of the ``seed`` emulator option, which every family that draws randomly shares
+#: (one ``sim module --seed``).
+SEED_HELP = ("seed of the emulator's random choices (latency jitter; channels and nonces "
+             "where the module has them)")
 
 
 @dataclass(frozen=True)
@@ -85,7 +152,7 @@ class FamilySpec:
     gives the emulator options a planner should pass for a channel (e.g. which band a module
     boots into); ``open_emulated`` (SPI transceivers only) names the function that builds the
     driver on an emulated chip, called with the family's name and ``node_id``, ``medium``,
-    ``position_m``.
+    ``position_m``. ``timing``: the family's :class:`FamilyTiming`.
     """
 
     name: str
@@ -103,6 +170,7 @@ class FamilySpec:
     emulator_settings: Callable[[int, int], dict[str, Any]] = field(
         default=lambda frequency_hz, seed: {})
     open_emulated: str | None = None
+    timing: FamilyTiming | None = None
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -14,9 +14,20 @@ A device is its logic (``radios/<family>/emulator.py``, events in and actions ou
 * **synchronous requests** (:meth:`DeviceLoop.request`): an in-process host (the SPI bus of
   an emulated chip) hands an event to the logic in its own thread, under the loop's lock,
   and gets the logic's :class:`Reply`;
+* **the UART** (serial modules): a pty moves bytes at once, a module's UART does not, and the
+  drone's TDMA lead time (issue 13) depends on the difference. Both directions go through a
+  :class:`~lora_telemetry.core.uart.UartLine` at the module's ``baud`` (the registry's
+  ``FamilySpec.serial``; 10 bits a byte for 8N1): what the host writes reaches the logic as
+  :class:`HostBytes` no earlier than its last bit would have crossed the line, so a module acts
+  on a command only once its last byte has arrived (a 29-byte frame's ``radio tx``, 69 bytes,
+  takes 12.0 ms at 57600 baud), and the logic's :class:`ToHost` bytes reach the pty at the line
+  rate too. The bytes are handed on in chunks of at most 2 ms of line time (core/uart.py).
+  ``baud`` 0 is an instant line, for unit tests about something else; the shells default to the
+  family's baud. A host's bytes count as entering the line when the loop reads them from the
+  pty (the loop waits in select, so that is at once unless the machine is loaded);
 * **host writes** through :class:`~lora_telemetry.sim.pty_port.PtyPort`, never blocking: a host
   that stops reading loses bytes after 0.5 s, like a UART without flow control, counted in
-  ``host_overrun_bytes``;
+  ``host_overrun_bytes``; unplugging loses what is on the line (``host_unplugged_bytes``);
 * **the medium** through :class:`~lora_telemetry.sim.medium_port.MediumPort`, the one typed
   adapter; with no medium, or when the hub cannot be reached, the loop itself ends a
   transmission after its time on air.
@@ -53,6 +64,7 @@ from lora_telemetry.core.emulation import (
     ToHost, Transmit, TxDoneEvent, UnplugPort,
 )
 from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.core.uart import BITS_PER_BYTE_8N1, UartLine
 from lora_telemetry.sim.medium_port import MediumPort
 from lora_telemetry.sim.pty_port import PtyPort
 
@@ -126,8 +138,9 @@ class _LocalTxDone:
 class DeviceLoop:
     """Runs one device's logic (see the module docstring).
 
-    ``host``: the pty the device's UART is on (serial modules); ``medium``: a medium client or
-    None; ``pins``: where :class:`SetPin` actions go (in-process chips).
+    ``host``: the pty the device's UART is on (serial modules), at ``baud`` with ``bits`` per
+    byte (0: instant); ``medium``: a medium client or None; ``pins``: where :class:`SetPin`
+    actions go (in-process chips).
     """
 
     def __init__(
@@ -139,10 +152,15 @@ class DeviceLoop:
         medium: Any | None = None,
         pins: PinSink | None = None,
         clock: Callable[[], float] = time.time,
+        baud: int = 0,
+        bits: int = BITS_PER_BYTE_8N1,
     ) -> None:
         self.logic = logic
         self.name = name
         self.host = host
+        self.baud = baud
+        self._to_device = UartLine(baud, bits=bits)  # host -> logic
+        self._to_host = UartLine(baud, bits=bits)  # logic -> host
         self.medium = MediumPort(medium, name)
         self._pins = pins
         self._clock = clock
@@ -255,6 +273,12 @@ class DeviceLoop:
     def serving(self) -> bool:
         return self._serving.is_set()
 
+    @property
+    def line_pending(self) -> int:
+        """Bytes still crossing the UART, in either direction (0: the line is idle)."""
+        with self._lock:
+            return self._to_device.pending + self._to_host.pending
+
     # --- the turn ---------------------------------------------------------------------------
 
     def _turn(self) -> None:
@@ -262,7 +286,8 @@ class DeviceLoop:
             now = self._clock()
             wait = MAX_WAIT_S
             for deadline in (self.timers.next_at(),
-                             self.host.flush_deadline() if self.host else None):
+                             self.host.flush_deadline() if self.host else None,
+                             self._to_device.next_at(), self._to_host.next_at()):
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - now))
             readers = [self._wake_r]
@@ -296,7 +321,10 @@ class DeviceLoop:
                 if host_fd in readable:
                     data = host.read_available()
                     if data:
-                        self._deliver(HostBytes(data))
+                        self._to_device.put(data, self._clock())
+            arrived = self._to_device.take(self._clock())
+            if arrived:
+                self._deliver(HostBytes(arrived))
             if medium_fd is not None and medium_fd in readable:
                 for event in self.medium.drain():
                     self._deliver(event)
@@ -306,6 +334,13 @@ class DeviceLoop:
                                                key.t_start + key.airtime))
                 else:
                     self._deliver(TimerFired(key))
+            self._release_to_host()
+
+    def _release_to_host(self) -> None:
+        """Hand the pty what has crossed the line by now."""
+        data = self._to_host.take(self._clock())
+        if data and self.host is not None:
+            self.host.queue_write(data, self._clock())
 
     def _run_controls(self) -> None:
         self._answer_controls(lambda command: self._answer_of(self._deliver(command)))
@@ -359,7 +394,8 @@ class DeviceLoop:
             if self.host is None:
                 self.counters["host_bytes_without_port"] += len(action.data)
             else:
-                self.host.queue_write(action.data, self._clock())
+                self._to_host.put(action.data, self._clock())
+                self._release_to_host()
         elif isinstance(action, Transmit):
             airtime, events = self.medium.transmit(action.data, action.phy, action.power_dbm)
             if airtime is not None:  # nobody will report the end: time it here
@@ -377,14 +413,20 @@ class DeviceLoop:
             self.timers.cancel(action.key)
         elif isinstance(action, UnplugPort):
             if self.host is not None:
+                self._clear_line()
                 self.host.unplug()
         elif isinstance(action, ReplugPort):
             if self.host is not None:
+                self._clear_line()
                 self.host.replug()
         elif isinstance(action, SetPin):
             if self._pins is not None:
                 self._pins(action.pin, action.level)
         return []
+
+    def _clear_line(self) -> None:
+        """The adapter is pulled: what was on the wire in either direction is lost."""
+        self.counters["host_unplugged_bytes"] += self._to_device.clear() + self._to_host.clear()
 
     def _wake(self) -> None:
         if self._wake_w >= 0:

@@ -3,13 +3,16 @@
 Use (``lora-telemetry sim module`` builds the same through the registry)::
 
     client = MediumClient("uav1", hub=("127.0.0.1", 47100))         # you create it: you close it
-    emu = EmulatedSerialModule(SomeModuleLogic(name="uav1"), "uav1", link_path, client)
+    emu = EmulatedSerialModule(SomeModuleLogic(name="uav1"), "uav1", link_path, client,
+                               baud=57600)    # the UART's rate (0: instant, for unit tests)
     emu.start()                      # or emu.serve_forever() in a thread of your own
     ...                              # a driver opens emu.path like /dev/ttyUSB0
     emu.close(); client.close()      # close() stops the loop and removes the pty and its link
 
 ``link_path`` None: ``$LORA_TELEMETRY_SIM_DIR/<name>.tty`` (default dir /tmp/lora_sim).
-``medium_client`` None: frames take their time on air and go nowhere.
+``medium_client`` None: frames take their time on air and go nowhere. ``baud``: the module's
+UART, modelled by the device loop (sim/device_loop.py); it is a required argument of the shell,
+and :func:`emulated_module` defaults it to the family's (``FamilySpec.serial``).
 
 Fault injection is :meth:`control` with a typed command of core/emulation.py (``Reset``,
 ``Silence``, ``Garbage``, ``DropAnswers``, ``Unplug``, ``Replug``, ``SetChannelRssi``); the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from lora_telemetry.core.emulation import (
     Silence, Unplug,
 )
 from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.core.uart import BITS_PER_BYTE_8N1
 from lora_telemetry.sim.device_loop import DeviceLoop, DeviceShell
 from lora_telemetry.sim.pty_port import DEFAULT_PTY_DIR, PtyPort
 
@@ -49,12 +54,16 @@ class EmulatedSerialModule(DeviceShell):
         name: str,
         link_path: str | os.PathLike[str] | None = None,
         medium_client: Any | None = None,
+        *,
+        baud: int,
+        bits: int = BITS_PER_BYTE_8N1,
     ) -> None:
         self.name = name
         link = Path(link_path) if link_path is not None else DEFAULT_PTY_DIR / f"{name}.tty"
         self.port = PtyPort(link)
         try:
-            self.loop = DeviceLoop(logic, name, host=self.port, medium=medium_client)
+            self.loop = DeviceLoop(logic, name, host=self.port, medium=medium_client, baud=baud,
+                                   bits=bits)
         except BaseException:
             self.port.close()
             raise
@@ -66,6 +75,17 @@ class EmulatedSerialModule(DeviceShell):
 
     def serve_forever(self) -> None:
         self.loop.serve_forever()
+
+    def wait_line_idle(self, timeout: float = 1.0) -> bool:
+        """Wait (bounded) until nothing is crossing the UART (e.g. the power-on banner has
+        reached the pty, as it has on a module powered long before its host opens the port);
+        whether it is idle. Only meaningful while the loop serves."""
+        deadline = time.monotonic() + timeout
+        while self.loop.line_pending:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def start(self) -> threading.Thread:
         return self.loop.start()
@@ -108,10 +128,16 @@ class EmulatedSerialModule(DeviceShell):
 
 
 def emulated_module(family: str, name: str, link_path: str | os.PathLike[str] | None = None,
-                    medium_client: Any | None = None, **options: Any) -> EmulatedSerialModule:
-    """The emulated module of serial ``family`` (the registry's) with its emulator options."""
+                    medium_client: Any | None = None, *, baud: int | None = None,
+                    **options: Any) -> EmulatedSerialModule:
+    """The emulated module of serial ``family`` (the registry's) with its emulator options,
+    its UART at ``baud`` (None: the family's; 0: instant)."""
     from lora_telemetry.radios import registry
 
     spec = registry.module_family(family)
+    line = spec.serial
+    if line is None:
+        raise LoraTelemetryError(f"{spec.title} declares no serial settings")
     return EmulatedSerialModule(spec.emulator_logic(name, **options), name, link_path,
-                                medium_client)
+                                medium_client, baud=line.baud if baud is None else baud,
+                                bits=line.bits_per_byte)

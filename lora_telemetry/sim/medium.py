@@ -28,6 +28,7 @@ standby    node (*binds*)                                                       
 tx         node, data, phy, [power] dBm (*binds*)                                  none
 bye        node (forgets the node and its address)                                 none
 position   node, position (moves any node by id; registers it if new)              if ``id``
+loss       node, probability: that node's extra loss (``node_loss``; 0 removes)   if ``id``
 inject     node (a label), position, data, phy, [power]: a virtual transmitter     ``injected``
 stats      -                                                                       ``stats``
 ping       -                                                                       ``pong``
@@ -101,7 +102,8 @@ DEFAULT_PORT = 47100
 ENV_HUB = "LORA_TELEMETRY_MEDIUM"
 _MAX_DATAGRAM = 65535
 _PHY_FIELDS = tuple(f.name for f in fields(PhySettings))
-_OPS = ("hello", "listen", "standby", "tx", "bye", "position", "inject", "stats", "ping")
+_OPS = ("hello", "listen", "standby", "tx", "bye", "position", "loss", "inject", "stats",
+        "ping")
 _BINDING_OPS = frozenset({"hello", "listen", "standby", "tx"})
 
 Address = tuple[str, int]
@@ -433,6 +435,10 @@ class MediumHub:
         assert pos is not None
         self.model.set_position(self._node_id(message.get("node")), pos, now)
 
+    def _op_loss(self, message: dict[str, Any], now: float) -> None:
+        self.model.set_node_loss(self._node_id(message.get("node")),
+                                 _number(message.get("probability"), "loss probability"))
+
     def _op_listen(self, message: dict[str, Any], now: float) -> None:
         phy = phy_from_json(message.get("phy"))
         self.model.set_listening(self._node_id(message.get("node")), phy, now)
@@ -721,6 +727,11 @@ class MediumControl:
         """Move any node by id (e.g. from a vehicle simulator); ``wait`` confirms receipt."""
         message = {"op": "position", "node": node_id, "pos": _position_json((x_m, y_m, z_m))}
         self.request(message) if wait else self._ep.send(message)
+
+    def set_loss(self, node_id: str, probability: float) -> None:
+        """Make ``node_id`` lose each frame it would receive with ``probability`` (0 ends it),
+        counted as ``link_loss``; waits for the hub's confirmation (MediumError if refused)."""
+        self.request({"op": "loss", "node": node_id, "probability": float(probability)})
 
     def set_position_geodetic(
         self,

@@ -38,6 +38,13 @@ The physics, and where each default comes from (thesis file, /work/shared/seeds)
 * **Optional impairments.** ``random_loss`` drops a delivered frame with that probability;
   ``crc_error_rate`` corrupts 1-3 bytes and reports ``crc_ok=False`` (with ``crc_on=False`` the
   receiver cannot tell: the corrupted bytes arrive with ``crc_ok=True``, as on the real chip).
+* **Per-node link impairment.** ``node_loss`` maps a receiving node to an extra loss
+  probability (e.g. one UAV with a shadowed antenna that misses the ground's TDMA beacons),
+  drawn after ``random_loss`` for every frame that would otherwise reach that node and counted
+  as ``link_loss``, in total and per node (``nodes[id]["link_loss"]``). It is set in the
+  configuration and at run time (:meth:`MediumModel.set_node_loss`, the hub's ``loss`` request,
+  ``MediumControl.set_loss``); a node without an entry draws nothing, so a seeded run without
+  it is unchanged.
 
 Not modelled: preamble-lock timing (a later, stronger frame captures as readily as an earlier
 one), inter-SF leakage, implicit-header/LDRO/coding-rate mismatches between the two ends.
@@ -88,6 +95,7 @@ DROP_REASONS: tuple[str, ...] = (
     "below_sensitivity",  # SNR under the SF's demodulator limit
     "collision",  # overlapped on its channel by interferers less than the capture margin weaker
     "random_loss",  # the configured random loss probability struck
+    "link_loss",  # the receiving node's own extra loss probability (node_loss) struck
 )
 #: Which setting differed, for ``phy_mismatch`` (the first one found, in this order).
 MISMATCH_FIELDS: tuple[str, ...] = ("frequency", "bandwidth", "sf", "sync_word", "iq")
@@ -138,6 +146,7 @@ class MediumParams:
     crc_error_rate: float = 0.0
     origin_lat_deg: float | None = None
     origin_lon_deg: float | None = None
+    node_loss: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = {
@@ -164,6 +173,11 @@ class MediumParams:
             sf = parse_spreading_factor(key)
             table[sf] = _finite(f"snr_threshold_db[SF{sf}]", value, -60.0, 30.0)
         object.__setattr__(self, "snr_threshold_db", table)
+        if not isinstance(self.node_loss, Mapping):
+            raise ConfigError("medium parameter node_loss must map node id -> probability")
+        object.__setattr__(self, "node_loss", {
+            _check_node_id_config(node): _finite(f"node_loss[{node}]", value, 0.0, 1.0)
+            for node, value in self.node_loss.items()})
         if (self.origin_lat_deg is None) != (self.origin_lon_deg is None):
             raise ConfigError("medium parameters origin_lat_deg and origin_lon_deg go together")
         if self.origin_lat_deg is not None:
@@ -195,6 +209,7 @@ class MediumParams:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["snr_threshold_db"] = {str(k): v for k, v in sorted(self.snr_threshold_db.items())}
+        out["node_loss"] = dict(sorted(self.node_loss.items()))
         return out
 
     # The formulas, public so tests and tools (range planning) use the same ones.
@@ -238,6 +253,13 @@ def _check_position(position: Any) -> Position:
     return (out[0], out[1], out[2])
 
 
+def _check_node_id_config(node_id: Any) -> str:
+    try:
+        return _check_node_id(node_id)
+    except MediumError as exc:
+        raise ConfigError(f"medium parameter node_loss: {exc}") from None
+
+
 def _check_node_id(node_id: Any) -> str:
     if not isinstance(node_id, str) or not 1 <= len(node_id) <= 64 or not node_id.isprintable():
         raise MediumError(f"node id must be a printable string of 1-64 characters, got {node_id!r}")
@@ -253,6 +275,7 @@ class _Node:
     tx_until: float = -math.inf
     tx_count: int = 0
     rx_count: int = 0
+    link_lost: int = 0
 
 
 @dataclass
@@ -290,6 +313,7 @@ class MediumModel:
         }
         self._dropped = {reason: 0 for reason in DROP_REASONS}
         self._mismatch = {name: 0 for name in MISMATCH_FIELDS}
+        self._node_loss: dict[str, float] = dict(self.params.node_loss)
 
     # -- time -----------------------------------------------------------------------------
     def _clock(self, now: float) -> float:
@@ -316,6 +340,23 @@ class MediumModel:
         node = self._node(node_id)
         if position is not None:
             node.position = _check_position(position)
+
+    def set_node_loss(self, node_id: str, probability: float) -> None:
+        """The extra probability that a frame reaching ``node_id`` is lost (0 removes it)."""
+        node_id = _check_node_id(node_id)
+        if isinstance(probability, bool):
+            raise MediumError(f"a loss probability is a number 0..1, got {probability!r}")
+        value = finite_float(probability)
+        if value is None or not 0.0 <= value <= 1.0:
+            raise MediumError(f"a loss probability is a number 0..1, got {probability!r}")
+        if value == 0.0:
+            self._node_loss.pop(node_id, None)
+        else:
+            self._node_loss[node_id] = value
+
+    def node_loss(self) -> dict[str, float]:
+        """The per-node extra loss probabilities in force."""
+        return dict(sorted(self._node_loss.items()))
 
     def has_node(self, node_id: str) -> bool:
         return node_id in self._nodes
@@ -527,6 +568,12 @@ class MediumModel:
         if reason is None and self.params.random_loss > 0.0:
             if self._rng.random() < self.params.random_loss:
                 reason = "random_loss"
+        link_loss = self._node_loss.get(rid, 0.0)
+        if reason is None and link_loss > 0.0 and self._rng.random() < link_loss:
+            reason = "link_loss"
+            node = self._nodes.get(rid)
+            if node is not None:
+                node.link_lost += 1
         if reason is not None:
             self._dropped[reason] += 1
             return None
@@ -577,12 +624,14 @@ class MediumModel:
             "dropped_total": sum(self._dropped.values()),
             "phy_mismatch": dict(self._mismatch),
             "on_air": len(self._active),
+            "node_loss": self.node_loss(),
             "nodes": {
                 nid: {
                     "position_m": list(n.position),
                     "listening": n.listening is not None,
                     "tx": n.tx_count,
                     "rx": n.rx_count,
+                    "link_loss": n.link_lost,
                 }
                 for nid, n in sorted(self._nodes.items())
             },

@@ -6,8 +6,11 @@ LoRa frames only: the firmware has no LoRaWAN stack.
 """
 
 from lora_telemetry.radios.base import Capability
+from lora_telemetry.radios.ebyte import timing
 from lora_telemetry.radios.ebyte.protocol import EBYTE_433_BAND_HZ
-from lora_telemetry.radios.registry import Band, FamilySpec, Role, SerialSettings
+from lora_telemetry.radios.registry import (
+    SEED_HELP, Band, EmulatorOption, FamilySpec, FamilyTiming, Role, SerialSettings,
+)
 
 FAMILY = FamilySpec(
     name="ebyte",
@@ -20,6 +23,12 @@ FAMILY = FamilySpec(
     driver_options=frozenset({"implicit_length"}),
     driver="lora_telemetry.radios.ebyte.driver:EByteRadio",
     emulator="lora_telemetry.radios.ebyte.emulator:EByteModuleLogic",
+    emulator_options=(
+        EmulatorOption("seed", SEED_HELP, int, None),
+    ),
+    emulator_settings=lambda frequency_hz, seed: {"seed": seed},
+    timing=FamilyTiming(timing.TX_LATENCY, timing.RX_LATENCY, timing.tx_command,
+                        timing.rx_report),
 )
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

@@ -4,7 +4,14 @@ A sans-I/O state machine (events in, actions out, time passed in; the vocabulary
 core/emulation.py) that sim/device_loop.py runs behind a pseudo-terminal, on the simulated
 air; ``lora-telemetry sim module --type ebyte`` builds it through the registry. Options:
 ``module_name``, ``loracore_name``, ``tx_power_dbm`` (None: the part's nominal power, e.g.
-30 dBm for a T30D), ``band_hz``, ``boot_announce``, ``lbt_timeout_s``, ``inter_byte_timeout``.
+30 dBm for a T30D), ``band_hz``, ``boot_announce``, ``lbt_timeout_s``, ``inter_byte_timeout``,
+``seed`` (latency jitter), ``tx_latency`` / ``rx_latency`` (core.latency values; default
+timing.py's).
+
+Timing (issue 13; figures and their sources in timing.py): a frame reaches the air
+``TX_LATENCY`` after the host's AIR_PKT has completely arrived (the device loop models the
+115200-baud UART), and a frame heard on the air is sent to the host ``RX_LATENCY`` after its
+end; both are deadlines of :meth:`EByteModuleLogic.poll`, like the transmit guard.
 
 Behaviour (the seed: ../shared/seeds/ebyte-custom-firmware-protocol.md, and its capture):
 
@@ -45,6 +52,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import random
 from collections import Counter
 from typing import Mapping
 
@@ -55,7 +63,9 @@ from lora_telemetry.core.emulation import (
     refuse_unsupported,
 )
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.latency import Latency
 from lora_telemetry.core.phy import PhySettings, noise_floor_dbm
+from lora_telemetry.radios.ebyte import timing
 from lora_telemetry.radios.ebyte.protocol import (
     EBYTE_433_BAND_HZ, AirPacketFromHost, AirPacketFromModule, FrameParser, GetLoraCoreName,
     GetModuleName, GetRssi, LoraCoreName, Message, ModuleName, ReqAirPkt, ReqLoraModes,
@@ -112,6 +122,9 @@ class EByteModuleLogic:
         boot_announce: bool = True,
         lbt_timeout_s: float = 2.0,
         inter_byte_timeout: float = 0.1,
+        seed: int | None = None,
+        tx_latency: Latency = timing.TX_LATENCY,
+        rx_latency: Latency = timing.RX_LATENCY,
     ) -> None:
         ModuleName(module_name).encode()  # validate now, not at the first GET_MODULE_NAME
         LoraCoreName(loracore_name).encode()
@@ -131,6 +144,8 @@ class EByteModuleLogic:
         self._drop_answers = 0
         self._reset_on_tx = False
         self._poll_at: float | None = None
+        self.tx_latency, self.rx_latency = tx_latency, rx_latency
+        self._latency_rng = random.Random(None if seed is None else f"ebyte-latency/{seed}")
         self._power_off()
 
     @property
@@ -152,7 +167,8 @@ class EByteModuleLogic:
                 actions.append(CancelTimer(_STALL))
         elif isinstance(event, RxEvent):
             actions = self._answers(self.on_rx(event.data, event.phy, event.rssi_dbm,
-                                               event.snr_db, event.crc_ok, now), now)
+                                               event.snr_db, event.crc_ok, now,
+                                               t_end=event.t_end), now)
         elif isinstance(event, TxDoneEvent):
             actions = self._answers(self.on_tx_done(now), now)
         elif isinstance(event, TimerFired):
@@ -249,6 +265,8 @@ class EByteModuleLogic:
         self.rssi_threshold: int | None = None
         self._tx_end: float | None = None
         self._lbt: tuple[bytes, float] | None = None
+        self._key_on: tuple[float, bytes] | None = None  # a frame waiting for the air
+        self._reports: list[tuple[float, bytes]] = []  # received frames on their way out
         self.parser.reset()
 
     # -- events --
@@ -281,8 +299,9 @@ class EByteModuleLogic:
         return actions
 
     def on_rx(self, data: bytes, phy: PhySettings, rssi_dbm: float, snr_db: float,
-              crc_ok: bool, now: float) -> list[Action]:
-        """A frame the medium delivered (we were listening for all of it)."""
+              crc_ok: bool, now: float, t_end: float | None = None) -> list[Action]:
+        """A frame the medium delivered (we were listening for all of it), which ended on the
+        air at ``t_end`` (None: now); its AIR_PKT goes out RX_LATENCY after that."""
         if self.state is not ModuleState.RX or self.phy is None or self.modes is None:
             self._counters["rx_not_listening"] += 1
             return []
@@ -308,7 +327,11 @@ class EByteModuleLogic:
         self._counters["rx_frames"] += 1
         pkt = AirPacketFromModule(bytes(data), _clamp_round(rssi_dbm, -32768, 32767),
                                   _clamp_round(snr_db, -128, 127))
-        return [ToHost(pkt.encode())]
+        at = (now if t_end is None else t_end) + self.rx_latency.draw(self._latency_rng)
+        if at <= now:
+            return [ToHost(pkt.encode())]
+        self._reports.append((at, pkt.encode()))
+        return []
 
     def on_tx_done(self, now: float) -> list[Action]:
         if self.state is not ModuleState.TX or self.phy is None:
@@ -318,7 +341,18 @@ class EByteModuleLogic:
         return [Listen(self.phy), ToHost(ReqAirPkt().encode())]
 
     def poll(self, now: float) -> list[Action]:
-        """Timers: end of a transmission, listen-before-talk retries."""
+        """Timers: a frame's key-on, reports on their way out, end of a transmission,
+        listen-before-talk retries."""
+        actions: list[Action] = []
+        while self._reports and self._reports[0][0] <= now:
+            actions.append(ToHost(self._reports.pop(0)[1]))
+        if self._key_on is not None and self._key_on[0] <= now:
+            data = self._key_on[1]
+            self._key_on = None
+            actions += self._air(data, now)
+        return actions + self._poll_tx(now)
+
+    def _poll_tx(self, now: float) -> list[Action]:
         if self.state is ModuleState.TX and self._tx_end is not None:
             if now >= self._tx_end + _TX_DONE_GRACE_S:  # the air never said it was done
                 self._counters["tx_done_missing"] += 1
@@ -337,11 +371,14 @@ class EByteModuleLogic:
 
     def next_deadline(self, now: float) -> float | None:
         """When `poll` next has something to do (None: only events can change anything)."""
+        due = [at for at, _ in self._reports[:1]]
+        if self._key_on is not None:
+            due.append(self._key_on[0])
         if self.state is ModuleState.TX and self._tx_end is not None:
-            return self._tx_end + _TX_DONE_GRACE_S
+            due.append(self._tx_end + _TX_DONE_GRACE_S)
         if self.state is ModuleState.LBT and self._lbt is not None:
-            return now + _LBT_RETRY_S
-        return None
+            due.append(now + _LBT_RETRY_S)
+        return min(due, default=None)
 
     def current_rssi_dbm(self) -> float:
         if self.channel_rssi_dbm is not None:
@@ -355,8 +392,18 @@ class EByteModuleLogic:
         return self.rssi_threshold is not None and self.current_rssi_dbm() > self.rssi_threshold
 
     def _start_tx(self, data: bytes, now: float) -> list[Action]:
-        assert self.phy is not None
+        """Busy from now on; the frame goes on the air after TX_LATENCY."""
         self.state = ModuleState.TX
+        self._tx_end = None
+        at = now + self.tx_latency.draw(self._latency_rng)
+        if at > now:
+            self._key_on = (at, data)
+            return []
+        return self._air(data, now)
+
+    def _air(self, data: bytes, now: float) -> list[Action]:
+        if self.state is not ModuleState.TX or self.phy is None:
+            return []  # reconfigured in between: the frame is gone
         self._tx_end = now + self.phy.time_on_air(len(data))
         return [Transmit(data, self.phy, self.tx_power_dbm)]
 
@@ -364,6 +411,7 @@ class EByteModuleLogic:
         if isinstance(msg, SetLoraModes):
             self.modes, self.params, self.phy = msg, None, None
             self.state, self._tx_end, self._lbt = ModuleState.WAIT_PARAMS, None, None
+            self._key_on = None
             return [Standby(), ToHost(ReqLoraParams().encode())]
         if isinstance(msg, SetLoraParams):
             if self.modes is None:
@@ -378,6 +426,7 @@ class EByteModuleLogic:
                 return []
             self.params, self.phy = msg, phy
             self.state, self._tx_end, self._lbt = ModuleState.RX, None, None
+            self._key_on = None
             return [Listen(phy), ToHost(ReqAirPkt().encode())]
         if isinstance(msg, AirPacketFromHost):
             if self.state in (ModuleState.WAIT_MODES, ModuleState.WAIT_PARAMS):

@@ -7,9 +7,10 @@ and the module's own LoRaWAN stack (`mac`, ABP) are both supported.
 
 from lora_telemetry.core.regions import region_for_frequency
 from lora_telemetry.radios.base import Capability
+from lora_telemetry.radios.rn2483 import timing
 from lora_telemetry.radios.rn2483.protocol import BAND_RANGES_HZ
 from lora_telemetry.radios.registry import (
-    Band, EmulatorOption, FamilySpec, Role, SerialSettings,
+    SEED_HELP, Band, EmulatorOption, FamilySpec, FamilyTiming, Role, SerialSettings,
 )
 
 
@@ -33,12 +34,14 @@ FAMILY = FamilySpec(
     emulator_options=(
         EmulatorOption("band", "band after a factory reset (868)", int, 868, (868, 433)),
         EmulatorOption("firmware", "firmware version in the banner (1.0.5)", str, "1.0.5"),
-        EmulatorOption("seed", "seed for channel choice and nonces", int, None),
+        EmulatorOption("seed", SEED_HELP, int, None),
         EmulatorOption("rx_windows", "keep LoRaWAN receive windows open for the longest "
                        "downlink (full, default) or only for preamble detection (detect: "
                        "real mac_tx_ok timing, no downlinks)", str, "full", ("full", "detect")),
     ),
     emulator_settings=_emulator_settings,
+    timing=FamilyTiming(timing.TX_LATENCY, timing.RX_LATENCY, timing.tx_command,
+                        timing.rx_report),
 )
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

@@ -11,7 +11,15 @@ watchdog). The banner is written as soon as the module exists (power-on; a drive
 port later flushes it).
 
 Options: ``name`` (logs; the HWEUI's suffix), ``firmware``, ``banner_date``, ``hweui``,
-``band`` (after a factory reset), ``seed`` (channel choice, nonces), ``rx_windows``.
+``band`` (after a factory reset), ``seed`` (channel choice, nonces, latency jitter),
+``rx_windows``, ``tx_latency`` / ``rx_latency`` (core.latency values; default timing.py's).
+
+Timing (issue 13; figures and their sources in timing.py): a transmission (``radio tx``,
+``mac tx``, ``mac join``) reaches the air ``TX_LATENCY`` after the command's last byte has
+arrived (the device loop models the UART: the 69 bytes of a 29-byte frame's ``radio tx``
+take 12.0 ms at 57600 baud); ``ok`` is answered at once. A frame received by ``radio
+rx`` is reported ``RX_LATENCY`` after its end on the air (its watchdog no longer strikes in
+between). LoRaWAN downlinks (``mac_rx``) are reported at once: TDMA uses the raw radio.
 
 Fault injection (core/emulation.py's commands): Garbage (line noise), Reset (spontaneous
 reboot: banner, unsaved configuration lost; or right after the next transmission started),
@@ -80,9 +88,11 @@ from lora_telemetry.core.lorawan import (
     parse_data_frame,
     verify_mic,
 )
+from lora_telemetry.core.latency import Latency
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import EU433, EU868, Region
 from lora_telemetry.radios.rn2483 import protocol as P
+from lora_telemetry.radios.rn2483 import timing
 
 __all__ = ["RN2483ModuleLogic", "MacState", "DEFAULT_BANNER_DATE", "TX_POWER_TABLE_DBM"]
 
@@ -274,6 +284,8 @@ class RN2483ModuleLogic:
         band: int = 868,
         seed: int | None = None,
         rx_windows: str = "full",
+        tx_latency: Latency = timing.TX_LATENCY,
+        rx_latency: Latency = timing.RX_LATENCY,
     ) -> None:
         if band not in _BAND_REGIONS:
             raise ConfigError(f"RN2483 band must be 868 or 433, got {band!r}")
@@ -290,6 +302,10 @@ class RN2483ModuleLogic:
             0x0004A30B00000000 | (zlib.crc32(name.encode()) & 0xFFFFFF)
         )
         self._rng = random.Random(seed)
+        # Its own stream, so the latency draws leave the channel and nonce choices of a seed
+        # as they were.
+        self._latency_rng = random.Random(None if seed is None else f"rn2483-latency/{seed}")
+        self.tx_latency, self.rx_latency = tx_latency, rx_latency
         self._timers: dict[int, _Timer] = {}
         self._timer_keys = itertools.count(1)
         self._now = 0.0
@@ -453,23 +469,48 @@ class RN2483ModuleLogic:
 
     # --------------------------------------------------------------------------- the air
     def _transmit(self, data: bytes, phy: PhySettings, done: Callable[[float], None]) -> float:
-        self.transmissions.append((self._now, data, phy))
-        self._rx_handler = None
+        """Put ``data`` on the air once the firmware's command-to-air delay has passed
+        (timing.TX_LATENCY, drawn per frame); ``done(t_end)`` when the air reports its end."""
+        self._rx_handler = None  # the radio leaves RX for the transmission now
         airtime = phy.time_on_air(len(data))
-        self._out.append(Transmit(data, phy, phy.tx_power_dbm))
         self._tx_done = done
-        start = self._now
 
-        def guard() -> None:  # the air never reported the end (a lost hub): finish by the clock
-            if self._tx_done is done:
-                self._tx_done = None
-                done(start + airtime)
-        self._tx_guard = self._at(start + airtime + _TX_DONE_GRACE_S, guard)
-        if self._reset_on_tx:
-            self._reset_on_tx = False
-            self.stats["resets"] += 1
-            self._reboot("injected reset during a transmission")
+        def key_on() -> None:
+            if self._tx_done is not done:  # rebooted or powered off in between
+                return
+            start = self._now
+            self.transmissions.append((start, data, phy))
+            self._out.append(Transmit(data, phy, phy.tx_power_dbm))
+
+            def guard() -> None:  # the air never reported the end (a lost hub): by the clock
+                if self._tx_done is done:
+                    self._tx_done = None
+                    done(start + airtime)
+            self._tx_guard = self._at(start + airtime + _TX_DONE_GRACE_S, guard)
+            if self._reset_on_tx:
+                self._reset_on_tx = False
+                self.stats["resets"] += 1
+                self._reboot("injected reset during a transmission")
+
+        delay = self.tx_latency.draw(self._latency_rng)
+        if delay > 0:
+            self._after(delay, key_on)
+        else:
+            key_on()
         return airtime
+
+    def _report_after_frame(self, t_end: float, report: Callable[[], None]) -> None:
+        """Carry out ``report`` (the answer to ``radio rx``) once the firmware's air-to-host
+        delay after the frame's end has passed (timing.RX_LATENCY, drawn per frame); it
+        replaces the reception's watchdog, which must not strike in between."""
+        if self._radio_timer is not None:
+            self._radio_timer.cancel()
+            self._radio_timer = None
+        at = t_end + self.rx_latency.draw(self._latency_rng)
+        if at <= self._now:
+            report()
+        else:
+            self._radio_timer = self._at(at, report)
 
     def _listen(self, phy: PhySettings, handler: Callable[[Any], bool]) -> None:
         self._rx_handler = handler
@@ -1110,10 +1151,11 @@ class RN2483ModuleLogic:
             self._last_snr = max(-128, min(127, round(float(ev.snr_db))))
             self._last_rssi = round(float(ev.rssi_dbm))
             if phy.crc_on and not ev.crc_ok:
-                self._radio_done("radio_err")
+                answer = "radio_err"
             else:
                 self.stats["radio_rx"] += 1
-                self._radio_done(f"radio_rx {bytes(ev.data).hex().upper()}")
+                answer = P.radio_rx_report(ev.data)
+            self._report_after_frame(float(ev.t_end), lambda: self._radio_done(answer))
             return True
         self._listen(phy, handler)
         if limits:

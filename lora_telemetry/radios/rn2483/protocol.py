@@ -48,7 +48,8 @@ __all__ = [
     "sys_sleep", "sys_get_nvm", "sys_set_nvm",
     "mac_reset", "mac_tx", "mac_join", "mac_save", "mac_force_enable", "mac_pause",
     "mac_resume", "mac_set", "mac_set_ch", "mac_get", "mac_get_ch",
-    "radio_tx", "radio_rx", "radio_cw", "radio_set", "radio_get", "command_from_text",
+    "radio_tx", "radio_rx", "radio_rx_report", "radio_cw", "radio_set", "radio_get",
+    "command_from_text",
 ]
 
 #: Default UART settings (command reference 1.4; datasheet Table 3-1).
@@ -763,6 +764,11 @@ def radio_tx(data: bytes) -> Command:
     if not 1 <= len(data) <= 255:
         raise RN2483ArgumentError(f"radio tx payload must be 1..255 bytes, got {len(data)}")
     return Command(f"radio tx {data.hex().upper()}", Expect.RADIO_TX)
+
+
+def radio_rx_report(data: bytes) -> str:
+    """The module's line for a frame received by ``radio rx`` (2.5.1): ``radio_rx <hex>``."""
+    return f"radio_rx {bytes(data).hex().upper()}"
 
 
 def radio_rx(window: int) -> Command:

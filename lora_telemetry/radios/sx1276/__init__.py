@@ -6,7 +6,8 @@ backend) answers the same SPI transfers.
 """
 
 from lora_telemetry.radios.base import Capability
-from lora_telemetry.radios.registry import Band, FamilySpec, Role
+from lora_telemetry.radios.registry import Band, FamilySpec, FamilyTiming, Role
+from lora_telemetry.radios.sx1276 import timing
 from lora_telemetry.radios.sx1276.registers import BANDS_HZ
 
 FAMILY = FamilySpec(
@@ -19,6 +20,7 @@ FAMILY = FamilySpec(
     driver="lora_telemetry.radios.sx1276.driver:SX1276Radio",
     emulator="lora_telemetry.radios.sx1276.emulator:SX1276ChipLogic",
     open_emulated="lora_telemetry.sim.emulated_spi:open_emulated_transceiver",
+    timing=FamilyTiming(timing.TX_LATENCY, timing.RX_LATENCY),
 )
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

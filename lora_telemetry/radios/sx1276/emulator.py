@@ -30,6 +30,9 @@ What the chip does is modelled from the datasheet (thesis file lines ~12330-1915
 * IRQs: a masked IRQ (RegIrqFlagsMask) is not raised (4.1.2.4); DIO0 follows RegDioMapping1
   bits 7-6 (Table 18: 00 RxDone, 01 TxDone, 10 CadDone): a ``SetPin("DIO0", level)`` action
   whenever its level changes.
+* TX starts on the air TS_FS + TS_TR after the write that enters TX mode (timing.py; the ramp
+  from RegPaRamp through ``registers.tx_startup_s``); leaving TX before then sends nothing.
+  RxDone is raised as the medium delivers the frame, at its end (timing.py's assumption).
 * TxDone comes with the air's TxDoneEvent; a guard 2 s after the time on air ends the
   transmission if the air never reports it (counted ``tx_done_without_medium_event``).
 * Demodulation needs the chip's own settings to match the frame: SF, bandwidth, sync word,
@@ -67,7 +70,7 @@ __all__ = ["SX1276ChipLogic", "InjectedRx", "TxRecord", "phy_mismatch", "DIO0", 
 DIO0, NRESET = "DIO0", "NRESET"
 _FSCK_MAX_HZ = 10_000_000
 _TX_DONE_GRACE_S = 2.0  # after the time on air, for the air's TxDoneEvent
-_RX_TIMEOUT, _CAD_DONE, _TX_GUARD = "rx_timeout", "cad_done", "tx_guard"  # timer keys
+_RX_TIMEOUT, _CAD_DONE, _TX_GUARD, _KEY_ON = "rx_timeout", "cad_done", "tx_guard", "key_on"
 # LoRa-page registers the host cannot write (datasheet 6.4 "r" fields). RegIrqFlags (0x12)
 # is write-1-to-clear and handled separately.
 _READ_ONLY = frozenset({
@@ -204,6 +207,7 @@ class SX1276ChipLogic:
         self._rx_phy: PhySettings | None = None
         self._tx_seq = 0
         self._tx_pending: int | None = None
+        self._key_on_frame: tuple[int, bytes, PhySettings, float] | None = None
         self._cancel_timers()
         self._radio_off()
         self._set_dio0(False)
@@ -422,12 +426,21 @@ class SX1276ChipLogic:
         power = phy.tx_power_dbm if phy.tx_power_dbm is not None else R.DEFAULT_TX_POWER_DBM
         self._tx_seq += 1
         seq = self._tx_pending = self._tx_seq
+        self._key_on_frame = (seq, data, phy, power)
+        self._start_timer((_KEY_ON, seq), R.tx_startup_s(self._regs[R.REG_PA_RAMP]))
+
+    def _key_on(self, seq: int) -> None:
+        if self._key_on_frame is None or self._key_on_frame[0] != seq:
+            return
+        _, data, phy, power = self._key_on_frame
+        self._key_on_frame = None
+        if self._tx_pending != seq or not (self.lora and self.mode == R.MODE_TX):
+            return
         self.transmitted.append(TxRecord(data, phy, power, self._now))
         self.counters["tx_frames"] += 1
-        airtime = phy.time_on_air(length)
         self._out.append(Transmit(data, phy, power))
         # TxDone comes with the air's TxDoneEvent; the timer only guards a lost hub.
-        self._start_timer((_TX_GUARD, seq), airtime + _TX_DONE_GRACE_S)
+        self._start_timer((_TX_GUARD, seq), phy.time_on_air(len(data)) + _TX_DONE_GRACE_S)
 
     def _tx_done(self, seq: int | None, fallback: bool = False) -> None:
         if self._tx_pending is None or (seq is not None and seq != self._tx_pending):
@@ -460,6 +473,8 @@ class SX1276ChipLogic:
             self._cad_done()
         elif isinstance(key, tuple) and key[0] == _TX_GUARD:
             self._tx_done(key[1], fallback=True)
+        elif isinstance(key, tuple) and key[0] == _KEY_ON:
+            self._key_on(key[1])
 
     def _store_counts(self) -> None:
         r = self._regs

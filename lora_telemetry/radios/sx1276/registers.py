@@ -32,7 +32,7 @@ from typing import Callable, Mapping
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.numbers import finite_float
-from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings
+from lora_telemetry.core.phy import BANDWIDTHS_HZ, PhySettings, sx127x_tx_startup_s
 from lora_telemetry.radios.base import RadioError
 
 # --- Crystal and synthesiser (datasheet 4.1.4, Table 45 "FXOSC 32 MHz") -------------------
@@ -160,6 +160,9 @@ PA_SELECT_BOOST = 0x80
 PA_DAC_DEFAULT = 0x84
 PA_DAC_HIGH_POWER = 0x87  # +20 dBm on PA_BOOST
 PA_RAMP_50US = 0x08  # thesis gateway, line ~8649
+#: RegPaRamp bits 3-0 -> ramp time in s (RegPaRamp table, thesis lines ~17160-17178).
+PA_RAMP_S: tuple[float, ...] = (3.4e-3, 2e-3, 1e-3, 500e-6, 250e-6, 125e-6, 100e-6, 62e-6,
+                                50e-6, 40e-6, 31e-6, 25e-6, 20e-6, 15e-6, 12e-6, 10e-6)
 OCP_DEFAULT = 0x2B  # OcpOn, 100 mA (reset value)
 OCP_HIGH_POWER = 0x20 | 17  # OcpOn, Imax = -30 + 10 * 17 = 140 mA for +20 dBm
 DEFAULT_TX_POWER_DBM = 14.0
@@ -505,3 +508,8 @@ def rx_coding_rate(modem_stat: int) -> int | None:
     """Coding rate (denominator) of the last header from RegModemStat bits 7-5, or None."""
     code = (modem_stat >> 5) & 0x07
     return code + 4 if 1 <= code <= 4 else None
+
+
+def tx_startup_s(pa_ramp_register: int) -> float:
+    """Standby -> first symbol with RegPaRamp = ``pa_ramp_register`` (core.phy's formula)."""
+    return sx127x_tx_startup_s(PA_RAMP_S[pa_ramp_register & 0x0F])
