@@ -1,4 +1,5 @@
-"""What the drone and ground nodes' parameters share: the LoRa channel, the origin, one loader.
+"""What the drone and ground nodes' parameters share: the LoRa channel, the origin, the
+medium access (ALOHA or the TDMA schedule), one loader.
 
 Every node on the link must agree on the radio channel (a drone and a gateway that differ in
 frequency, spreading factor, bandwidth, coding rate, preamble or sync word never hear each
@@ -24,15 +25,22 @@ and known (all unknown ones are named at once), values are coerced to the field 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings, parse_coding_rate
 from lora_telemetry.params import check_origin, coerce, expand_user, missing_parameters
 
-__all__ = ["LinkSettings", "config_from_parameters"]
+if TYPE_CHECKING:
+    from lora_telemetry.core.tdma import TdmaSchedule
+
+__all__ = ["LinkSettings", "config_from_parameters", "ACCESS_MODES"]
+
+#: "aloha": random access around update_period_s; "tdma": GPS-time slots (core/tdma.py).
+ACCESS_MODES = ("aloha", "tdma")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +56,24 @@ class LinkSettings:
     coding_rate: int = 5
     preamble_symbols: int = 8
     sync_word: int = 0x34
+    # Medium access; the TDMA superframe must be the same on every node (core/tdma.py).
+    access: str = "aloha"
+    tdma_period_s: float = 1.0
+    tdma_guard_s: float = 0.005
+    tdma_beacon_every: int = 1
+    tdma_epoch: int = 0
 
     def __post_init__(self) -> None:
+        if self.access not in ACCESS_MODES:
+            raise ConfigError(f"access {self.access!r} must be one of {', '.join(ACCESS_MODES)}")
+        for name in ("tdma_period_s", "tdma_guard_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive, finite number, got {value!r}")
+        if not 1 <= self.tdma_beacon_every <= 3600:
+            raise ConfigError(f"tdma_beacon_every {self.tdma_beacon_every} must be 1..3600")
+        if not 0 <= self.tdma_epoch <= 255:
+            raise ConfigError(f"tdma_epoch {self.tdma_epoch} must be 0..255")
         check_origin(self.origin_lat_deg, self.origin_lon_deg)
         self.phy  # validates the radio settings  # noqa: B018
         self.codec_for("arducopter")  # validates the origin (any family would do)
@@ -67,6 +91,19 @@ class LinkSettings:
             preamble_symbols=self.preamble_symbols, sync_word=self.sync_word,
             tx_power_dbm=tx_power_dbm,
         )
+
+    def tdma_schedule(self, slots: Mapping[str, int], *, uav_duty_cycle: float = 1.0,
+                      gateway_duty_cycle: float = 1.0) -> "TdmaSchedule":
+        """The superframe these settings describe for UAVs at ``slots`` ({name: slot}); a
+        ConfigError when it cannot work (core/tdma.plan_schedule)."""
+        from lora_telemetry.core.beacon import BEACON_BYTES
+        from lora_telemetry.core.tdma import frame_airtimes, plan_schedule
+
+        beacon_s, uplink_s = frame_airtimes(self.phy, BEACON_BYTES)
+        return plan_schedule(self.tdma_period_s, slots, beacon_airtime_s=beacon_s,
+                             uplink_airtime_s=uplink_s, guard_s=self.tdma_guard_s,
+                             uav_duty_cycle=uav_duty_cycle, gateway_duty_cycle=gateway_duty_cycle,
+                             beacon_every=self.tdma_beacon_every, epoch=self.tdma_epoch)
 
     def codec_for(self, family: str) -> tcodec.CodecConfig:
         """The telemetry codec of a vehicle of ``family`` flying about this origin."""

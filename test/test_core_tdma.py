@@ -168,8 +168,12 @@ def test_gps_time_through_a_host_clock_2_s_off_with_50_ppm_drift() -> None:
 def test_without_gps_and_beacons_the_keeper_is_not_usable() -> None:
     keeper = TimeKeeper(gps_timeout_s=3.0, beacon_timeout_s=5.0)
     keeper.add_gps(T0, T0)
+    assert keeper.update(T0 + 0.1).source is TimeSource.HOST  # one sample is not an estimate
+    for k in range(1, 8):  # LeastDelayFilter.min_samples
+        keeper.add_gps(T0 + 0.125 * k, T0 + 0.125 * k)
     assert keeper.update(T0 + 1.0).source is TimeSource.GPS and keeper.usable
-    keeper.add_beacon(T0 + 2.0, T0 + 2.0)
+    for k in range(3):  # the beacon filter's min_samples
+        keeper.add_beacon(T0 + 1.0 + 0.5 * k, T0 + 1.0 + 0.5 * k)
     assert keeper.update(T0 + 4.5).source is TimeSource.BEACON and keeper.usable
     assert keeper.update(T0 + 7.5).source is TimeSource.HOST and not keeper.usable
     assert "TDMA frames are held" in keeper.warning()

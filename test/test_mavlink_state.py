@@ -283,7 +283,8 @@ def test_malformed_messages_are_counted_not_raised() -> None:
 
 def test_bad_configuration_is_a_config_error() -> None:
     bad = ({"system_id": 0}, {"system_id": 256}, {"stale_timeout_s": 0},
-           {"field_timeout_s": -1}, {"time_source": "gps"}, {"component_id": 0})  # fmt: skip
+           {"field_timeout_s": -1}, {"time_source": "ntp"}, {"component_id": 0})  # fmt: skip
+    # ("gps" became a time source with TDMA, issue 13: "ntp" is the unknown one now.)
     for kwargs in bad:
         with pytest.raises(ConfigError):
             VehicleState(**kwargs)

@@ -245,6 +245,8 @@ class TdmaPolicy(AccessPolicy):
         #: How late a pass may still hand the command to the module: a pass later than this
         #: skips to the next own slot (a miss) rather than send into the neighbour's slot.
         self.late_tolerance_s = schedule.guard_s / 2 if late_tolerance_s is None else late_tolerance_s
+        #: (superframe, GPS frame start) of the newest plan (None: no usable time)
+        self.last_plan: tuple[int, float] | None = None
 
     def planned_frame(self, *, last_start: float | None,
                       earliest_allowed: float) -> tuple[int, float] | None:
@@ -260,6 +262,7 @@ class TdmaPolicy(AccessPolicy):
     def next_start(self, *, last_start: float | None, earliest_allowed: float,
                    airtime_s: float = 0.0) -> float:
         planned = self.planned_frame(last_start=last_start, earliest_allowed=earliest_allowed)
+        self.last_plan = planned
         if planned is None:
             return math.inf
         return self.clock.to_host(planned[1]) - self.lead_s

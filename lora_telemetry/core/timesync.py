@@ -76,12 +76,13 @@ class LeastDelayFilter:
     """
 
     def __init__(self, window_s: float = 60.0, bucket_s: float = 1.0, recent_s: float = 10.0,
-                 min_buckets: int = 30, floor_s: float = 1e-4) -> None:
+                 min_buckets: int = 30, floor_s: float = 1e-4, min_samples: int = 8) -> None:
         self.window_s = window_s
         self.bucket_s = bucket_s
         self.recent_s = recent_s
         self.min_buckets = min_buckets
         self.floor_s = floor_s
+        self.min_samples = min_samples
         self._samples: deque[tuple[float, float]] = deque()  # (host time, gps - host)
         self.last_sample_at: float | None = None
         self.samples = 0
@@ -94,7 +95,8 @@ class LeastDelayFilter:
             self._samples.popleft()
 
     def _slope(self) -> tuple[float, float]:
-        """(slope, its standard error); (0, the worst drift) with too few buckets."""
+        """(slope, the slope error to allow for): from the fit, twice its standard error;
+        with too few buckets, no slope and the worst drift."""
         maxima: dict[int, tuple[float, float]] = {}
         for t, o in self._samples:
             b = math.floor(t / self.bucket_s)
@@ -112,7 +114,7 @@ class LeastDelayFilter:
         slope = sum((t - mx) * (o - my) for t, o in points) / sxx
         residual = sum((o - my - slope * (t - mx)) ** 2 for t, o in points) / (n - 2)
         slope = max(-_MAX_DRIFT, min(_MAX_DRIFT, slope))
-        return slope, min(_MAX_DRIFT, math.sqrt(residual / sxx))
+        return slope, min(_MAX_DRIFT, 2 * math.sqrt(residual / sxx))
 
     def estimate(self, host_now: float) -> tuple[float, float, float] | None:
         """(offset, uncertainty, drift) at ``host_now``, None before the first sample."""
@@ -125,10 +127,13 @@ class LeastDelayFilter:
         offset = detrended[best]
         spread = offset - min(detrended)
         age = max(0.0, host_now - self.last_sample_at)
-        # Delay left in the best sample, plus what a slope off by two standard errors does
-        # between that sample and now, plus the worst drift since the newest sample.
+        # Delay left in the best sample, plus what the slope's error does between that sample
+        # and now, plus the worst drift since the newest sample. Too few samples to tell a
+        # small delay from luck: not an estimate to trust yet.
+        if len(self._samples) < self.min_samples:
+            return offset, math.inf, slope * 1e6
         uncertainty = (max(self.floor_s, 4 * spread / (len(detrended) + 1))
-                       + 2 * slope_error * abs(host_now - recent[best][0]) + age * _MAX_DRIFT)
+                       + slope_error * abs(host_now - recent[best][0]) + age * _MAX_DRIFT)
         return offset, uncertainty, slope * 1e6
 
 
@@ -138,7 +143,9 @@ class TimeKeeper:
     def __init__(self, *, gps_timeout_s: float = 3.0, beacon_timeout_s: float = 5.0,
                  trust_host_clock: bool = False, max_uncertainty_s: float = 0.002) -> None:
         self.gps = LeastDelayFilter()
-        self.beacon = LeastDelayFilter()
+        # A beacon's reception report comes with the module's fixed latency, not a serial
+        # link's scheduling noise: fewer samples make an estimate (beacons may be seconds apart).
+        self.beacon = LeastDelayFilter(min_samples=3)
         self.gps_timeout_s = gps_timeout_s
         self.beacon_timeout_s = beacon_timeout_s
         self.trust_host_clock = trust_host_clock
@@ -168,7 +175,7 @@ class TimeKeeper:
             if filt.last_sample_at is None or host_now - filt.last_sample_at > timeout:
                 continue
             est = filt.estimate(host_now)
-            if est is not None:
+            if est is not None and math.isfinite(est[1]):  # too few samples: the next source
                 offset, uncertainty, drift = est
                 self._estimate = TimeEstimate(source, offset, uncertainty, drift,
                                               host_now - filt.last_sample_at)

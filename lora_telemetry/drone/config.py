@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lora_telemetry.core import codec as tcodec
-from lora_telemetry.core.dutycycle import POLICIES
+from lora_telemetry.core.dutycycle import POLICIES, DutyCycleLedger
+from lora_telemetry.core.tdma import MAX_SLOTS, TdmaSchedule
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.node_config import LinkSettings, config_from_parameters
@@ -51,6 +52,18 @@ class DroneConfig(LinkSettings):
     # A drone holds its own keys only (lora-telemetry keys export); true accepts a key file
     # with other devices' keys too (one captured drone could then forge the whole swarm).
     allow_shared_key_file: bool = False
+    # TDMA (access: tdma; the superframe fields are LinkSettings'): this UAV's slot (the same
+    # as devices.<uav>.slot on the ground), how many beacons a UAV without GPS time may miss
+    # before it goes quiet, whether the host clock may stand in for GPS time, and the
+    # command's lead (< 0: the radio family's timing model plus the host's allowance).
+    tdma_slot: int = 0
+    tdma_max_missed_beacons: int = 5
+    tdma_trust_host_clock: bool = False
+    tdma_lead_s: float = -1.0
+    # Emulation only: run this node with its host clock off by this much and drifting (the
+    # hardware-free swarm shows that TDMA slots follow GPS time, not the host clock).
+    sim_clock_offset_s: float = 0.0
+    sim_clock_drift_ppm: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.uav_name or not self.uav_name.replace("_", "").isalnum():
@@ -67,6 +80,19 @@ class DroneConfig(LinkSettings):
             raise ConfigError(f"lorawan_mode 'module' needs a module with its own LoRaWAN stack "
                               f"({', '.join(with_stack)}): the {family.title} has none; use "
                               "lorawan_mode 'raw'")
+        if self.access == "tdma":
+            if not 1 <= self.tdma_slot <= MAX_SLOTS:
+                raise ConfigError(f"access tdma needs tdma_slot 1..{MAX_SLOTS} (the same as this "
+                                  "UAV's devices.<uav>.slot on the ground), got "
+                                  f"{self.tdma_slot}")
+            if self.lorawan_mode == "module":
+                raise ConfigError("access tdma needs lorawan_mode raw: the module's own LoRaWAN "
+                                  "stack opens receive windows 1 and 2 s after each uplink, "
+                                  "longer than a superframe")
+            if self.tdma_max_missed_beacons < 1:
+                raise ConfigError("tdma_max_missed_beacons must be at least 1")
+            if not (math.isfinite(self.tdma_lead_s) and self.tdma_lead_s < self.tdma_period_s):
+                raise ConfigError(f"tdma_lead_s {self.tdma_lead_s!r} must be below the period")
         if self.duty_cycle_policy not in POLICIES:
             raise ConfigError(f"duty_cycle_policy must be one of {', '.join(POLICIES)}")
         if not 0.0 <= self.duty_cycle_cap <= 1.0:
@@ -84,6 +110,12 @@ class DroneConfig(LinkSettings):
                               "older samples would be dated one time window late")
         super().__post_init__()  # the origin and the channel
         self.codec  # validates the family  # noqa: B018
+
+    def schedule(self) -> TdmaSchedule:
+        """This UAV's view of the TDMA superframe (its slot; its sub-band's duty cycle)."""
+        ledger = DutyCycleLedger(policy=self.duty_cycle_policy, cap=self.duty_cycle_cap or None)
+        return self.tdma_schedule({self.uav_name: self.tdma_slot},
+                                  uav_duty_cycle=ledger.limit(self.frequency_hz))
 
     @property
     def counter_state_path(self) -> Path:

@@ -3,6 +3,13 @@
 `DroneRuntime.step(now)` is one pass of the loop and returns when it wants to run again, so
 the same code runs on the wall clock in the node and on a simulated clock in tests. It never
 sends stale state: a silent flight controller empties the queue and raises a diagnostic.
+
+Access is ALOHA (core/access.AlohaPolicy) or, given a `drone.tdma.TdmaAccess`, GPS-time
+TDMA: the pass then also feeds the flight controller's time to the TimeKeeper, listens for
+the ground's beacon in slot 0 (a receive window is one pass, which returns at once so the
+next pass sees the new time), and at its slot takes the newest vehicle state, carried
+forward to the frame's on-air time (its sample time), so the state's age on the ground is
+the frame's airtime.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from typing import Any, Callable, Protocol
 
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core import saturation
-from lora_telemetry.core.access import AlohaPolicy, UplinkScheduler
+from lora_telemetry.core.access import AccessPolicy, AlohaPolicy, UplinkScheduler
 from lora_telemetry.core.dutycycle import DutyCycleLedger
 from lora_telemetry.core.errors import LoraTelemetryError
 from lora_telemetry.drone.config import DroneConfig
+from lora_telemetry.drone.tdma import TdmaAccess
 from lora_telemetry.drone.transmitters import UplinkReport, UplinkTransmitter
 from lora_telemetry.radios.base import (
     ModuleReset, RadioBusy, RadioDisconnected, RadioError, RadioTimeout,
@@ -33,8 +41,10 @@ SATURATION_RECENT_S = 10.0  # a saturated value sent this recently keeps the dia
 class VehicleSource(Protocol):
     """What the runtime needs from the MAVLink link (thread-safe)."""
 
-    def sample(self, now: float | None = None) -> tcodec.TelemetrySample | None: ...
+    def sample(self, now: float | None = None, *, at_time: float | None = None,
+               clock_offset_s: float = 0.0) -> tcodec.TelemetrySample | None: ...
     def is_stale(self, now: float | None = None) -> bool: ...
+    def take_time_samples(self) -> list[tuple[float, float]]: ...
 
 
 class CounterSource(Protocol):
@@ -53,6 +63,7 @@ class DroneRuntime:
     def __init__(self, config: DroneConfig, vehicle: VehicleSource,
                  transmitter: UplinkTransmitter, counters: CounterSource, *,
                  rng: random.Random | None = None,
+                 tdma: TdmaAccess | None = None,
                  on_sent: Callable[[SentFrame], None] | None = None,
                  on_event: Callable[[str, str], None] | None = None) -> None:
         self.config = config
@@ -63,11 +74,11 @@ class DroneRuntime:
         self.frequency_hz = config.frequency_hz
         self.ledger = DutyCycleLedger(policy=config.duty_cycle_policy,
                                       cap=config.duty_cycle_cap or None)
+        self.tdma = tdma
+        policy: AccessPolicy = tdma.policy if tdma is not None else AlohaPolicy(
+            config.update_period_s, jitter_fraction=config.jitter_fraction, rng=rng)
         self.scheduler: UplinkScheduler[tcodec.TelemetrySample] = UplinkScheduler(
-            self.ledger,
-            AlohaPolicy(config.update_period_s, jitter_fraction=config.jitter_fraction, rng=rng),
-            config.frequency_hz,
-        )
+            self.ledger, policy, config.frequency_hz)
         self.frame_airtime_s = transmitter.airtime_s(tcodec.MAX_PAYLOAD_SIZE)
         self.on_sent = on_sent or (lambda frame: None)
         self.on_event = on_event or (lambda level, text: None)
@@ -88,17 +99,43 @@ class DroneRuntime:
     # -- one pass of the loop -------------------------------------------------------------
     def step(self, now: float) -> float:
         """Do what is due at `now`; return the time of the next pass."""
+        if self.tdma is not None:
+            self.tdma.update(now, self.vehicle.take_time_samples())
         self._refresh_vehicle(now)
         if not self.tx.is_open:
             self._try_open(now)
+        window = None
+        if self.tdma is not None:
+            self.scheduler.next_start(now)  # re-plans: the slot that went by is noted below
+            self.tdma.note_plan(now, state_ready=not self.stale, radio_open=self.tx.is_open)
+            if self.tx.is_open and self.tx.can_receive:
+                window = self.tdma.listen_window(now)
+                if window is not None and window[0] <= now:
+                    self._listen(now, window)
+                    return now  # the window took time: the next pass reads the clock again
         sample = self.scheduler.due(now) if self.tx.is_open else None
         if sample is not None:
             self._send(sample, now)
         wake = self.scheduler.next_start(now)
+        if window is not None:
+            wake = window[0] if wake is None else min(wake, window[0])
         if not self.tx.is_open:
             wake = self._reconnect_at if wake is None else min(wake, self._reconnect_at)
         nxt = now + IDLE_WAKE_S
         return nxt if wake is None else max(now, min(wake, nxt))
+
+    def _listen(self, now: float, window: tuple[float, float, int | None]) -> None:
+        """One receive window for the beacon (TDMA)."""
+        assert self.tdma is not None
+        _, closes, superframe = window
+        try:
+            frame = self.tx.receive(max(0.001, closes - now))
+        except RadioError as exc:
+            self._send_failed(exc, now)
+            frame = None
+        self.tdma.listened(superframe)
+        if frame is not None:
+            self.tdma.on_frame(frame)
 
     def _refresh_vehicle(self, now: float) -> None:
         stale = self.vehicle.is_stale(now)
@@ -140,10 +177,18 @@ class DroneRuntime:
         self._backoff_s = 0.5
 
     def _send(self, sample: tcodec.TelemetrySample, now: float) -> None:
-        age = now - sample.time_unix_s
-        if age > self.config.max_sample_age_s:
-            self.dropped["too_old"] += 1
-            return
+        superframe = None
+        if self.tdma is not None:
+            fresh = self._freshest(now)
+            if fresh is None:
+                self.dropped["too_old"] += 1
+                return
+            superframe, sample = fresh
+        else:
+            age = now - sample.time_unix_s
+            if age > self.config.max_sample_age_s:
+                self.dropped["too_old"] += 1
+                return
         try:
             fport, payload = tcodec.encode(sample, self.codec)
         except LoraTelemetryError as exc:
@@ -158,9 +203,26 @@ class DroneRuntime:
             self._send_failed(exc, now)
             return
         self.scheduler.sent(report.started, report.airtime_s)
+        if self.tdma is not None and superframe is not None:
+            self.tdma.sent_in(superframe)
         self.last_fcnt = fcnt
         self.last_sent_at = report.started
         self.on_sent(SentFrame(report, sample, fport, payload))
+
+    def _freshest(self, now: float) -> tuple[int, tcodec.TelemetrySample] | None:
+        """TDMA: the newest vehicle state, carried forward to the planned frame's GPS start
+        (its sample time), with its superframe; None if the newest state is too old."""
+        assert self.tdma is not None
+        plan = self.tdma.planned_frame_gps()
+        if plan is None:
+            return None
+        superframe, start = plan
+        offset = self.tdma.keeper.estimate.offset_s
+        newest = self.vehicle.sample(now, clock_offset_s=offset)
+        if newest is None or self.tdma.gps_now(now) - newest.time_unix_s > self.config.max_sample_age_s:
+            return None
+        carried = self.vehicle.sample(now, at_time=start, clock_offset_s=offset)
+        return (superframe, carried) if carried is not None else None
 
     def _note_saturation(self, sample: tcodec.TelemetrySample, fport: int, payload: bytes,
                          now: float) -> None:
@@ -215,6 +277,7 @@ class DroneRuntime:
             "saturated_samples": self.saturated_samples,
             **{f"send_failures.{k}": v for k, v in sorted(self.failures.items())},
             **{f"dropped.{k}": v for k, v in sorted(self.dropped.items())},
+            **(self.tdma.status() if self.tdma is not None else {}),
         }
 
     def run(self, stop: threading.Event, clock: Callable[[], float] = time.time, *,

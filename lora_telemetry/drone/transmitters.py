@@ -23,7 +23,9 @@ from lora_telemetry.core.phy import PhySettings
 from lora_telemetry.core.regions import region_for_frequency
 from lora_telemetry.keyfile import DeviceKeys
 from lora_telemetry.radios import registry
-from lora_telemetry.radios.base import AbpSession, ModuleLoRaWAN, RawTransmit, Radio, RadioError
+from lora_telemetry.radios.base import (
+    AbpSession, ModuleLoRaWAN, Radio, RadioError, RawReceive, RawTransmit, RxFrame,
+)
 
 LORAWAN_OVERHEAD = 13  # MHDR 1 + FHDR 7 + FPort 1 + MIC 4 (no FOpts)
 
@@ -83,6 +85,19 @@ class UplinkTransmitter(abc.ABC):
         if self.radio is None:
             raise RadioError("radio is not open")
         return self.radio
+
+    def receive(self, timeout: float) -> RxFrame | None:
+        """One raw frame heard within ``timeout`` (TDMA beacons); RadioError if the open
+        module cannot receive."""
+        radio = self._radio()
+        if not isinstance(radio, RawReceive):
+            raise RadioError(f"{radio.name} cannot receive raw LoRa frames")
+        return radio.receive(timeout)
+
+    @property
+    def can_receive(self) -> bool:
+        """Whether the open module can receive raw frames (False while closed)."""
+        return isinstance(self.radio, RawReceive)
 
     def stats(self) -> dict[str, int | float]:
         """The open driver's counters (empty while closed)."""

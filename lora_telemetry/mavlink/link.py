@@ -99,6 +99,7 @@ class MavlinkLink:
         stale_timeout_s: float = 3.0,
         field_timeout_s: float | None = 10.0,
         max_clock_offset_s: float = 2.0,
+        time_source: str = "auto",
         stream_rates_hz: Mapping[str, float] | None = None,
         heartbeat_period_s: float = 1.0,
         command_timeout_s: float = 1.0,
@@ -126,7 +127,7 @@ class MavlinkLink:
             component_id=component_id,
             stale_timeout_s=stale_timeout_s,
             field_timeout_s=field_timeout_s,
-            time_source="receive" if self.is_replay else "auto",
+            time_source="receive" if self.is_replay else time_source,
             max_clock_offset_s=max_clock_offset_s,
         )
         self.requester = StreamRequester(
@@ -388,15 +389,23 @@ class MavlinkLink:
 
     # -- thread-safe views ---------------------------------------------------------------------
 
-    def sample(self, now: float | None = None) -> TelemetrySample | None:
+    def sample(self, now: float | None = None, *, at_time: float | None = None,
+               clock_offset_s: float = 0.0) -> TelemetrySample | None:
         """The current telemetry sample (thread-safe); ``now`` defaults to the link's clock (the
-        newest log time when replaying)."""
+        newest log time when replaying). ``at_time``/``clock_offset_s``: see
+        VehicleState.sample (carried forward to the time it goes on the air)."""
         with self._lock:
             if now is None:
                 now = self.state.last_receive_time if self.is_replay else self._clock()
                 if now is None:
                     return None
-            return self.state.sample(now)
+            return self.state.sample(now, at_time=at_time, clock_offset_s=clock_offset_s)
+
+    def take_time_samples(self) -> list[tuple[float, float]]:
+        """SYSTEM_TIME (GPS time, receive time) pairs since the last call (thread-safe;
+        time_source "gps")."""
+        with self._lock:
+            return self.state.take_time_samples()
 
     def is_stale(self, now: float | None = None) -> bool:
         with self._lock:

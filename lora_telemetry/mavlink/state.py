@@ -31,7 +31,12 @@ Decisions worth knowing:
   time, without the link's delay) when it has one that agrees with the host clock within
   ``max_clock_offset_s`` (SITL and replayed logs carry other clocks: the VTOL log's is 16 s
   behind its own record times); otherwise, and always with ``time_source="receive"`` (log
-  replay), the receive time.
+  replay), the receive time. With ``time_source="gps"`` (TDMA) the rule turns round: the
+  autopilot's UTC is the reference whatever the host clock says (core/timesync.py warns
+  about a host clock that disagrees), and every plausible SYSTEM_TIME is also kept as a
+  (GPS time, receive time) pair for the drone's TimeKeeper (:meth:`VehicleState.take_time_samples`).
+* **Velocity** (GLOBAL_POSITION_INT vx/vy/vz, north/east/down) is kept with the position, so
+  a sample can be carried forward to the instant it goes on the air (core/kinematics.py).
 * **Mode names** come from the core codec's table (what the ground decodes); pymavlink's name
   (``mavutil.mode_string_v10``) is kept beside it and disagreements are counted.
 """
@@ -39,7 +44,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -54,6 +59,7 @@ from lora_telemetry.core.codec import (
     vehicle_family,
 )
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.kinematics import extrapolate
 
 __all__ = [
     "MAV_AUTOPILOT_INVALID",
@@ -160,7 +166,8 @@ class VehicleState:
     ``component_id``: the autopilot's component (MAV_COMP_ID_AUTOPILOT1).
     ``stale_timeout_s``: silence (no HEARTBEAT/GLOBAL_POSITION_INT) after which the vehicle is
     stale. ``field_timeout_s``: age after which a field reads as unknown (None: never).
-    ``time_source``: "auto" (autopilot UTC when it has it) or "receive" (always receive time).
+    ``time_source``: "auto" (autopilot UTC when it has it and it agrees with the host),
+    "gps" (autopilot UTC whenever it has it) or "receive" (always receive time).
     ``max_clock_offset_s``: the autopilot's UTC is believed only within this of the receive
     time (the codec needs sender and receiver clocks that agree, so the host's is right).
     """
@@ -189,8 +196,8 @@ class VehicleState:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if stale_timeout_s is None:
             raise ConfigError("stale_timeout_s must be a positive number of seconds, got None")
-        if time_source not in ("auto", "receive"):
-            raise ConfigError(f"time_source must be 'auto' or 'receive', got {time_source!r}")
+        if time_source not in ("auto", "gps", "receive"):
+            raise ConfigError(f"time_source must be 'auto', 'gps' or 'receive', got {time_source!r}")
         self.wanted_system_id = system_id
         self.component_id = component_id
         self.stale_timeout_s = float(stale_timeout_s)
@@ -215,6 +222,8 @@ class VehicleState:
         self._boot_offset_s: float | None = None  # UTC - time since boot, from SYSTEM_TIME
         self._position_boot_ms: int | None = None
         self._last_rx: float | None = None
+        #: (SYSTEM_TIME UTC, receive time) pairs not yet taken (time_source "gps")
+        self._time_samples: deque[tuple[float, float]] = deque(maxlen=64)
 
         self.messages_by_type: Counter[str] = Counter()
         self.ignored_by_source: Counter[str] = Counter()
@@ -373,6 +382,7 @@ class VehicleState:
             self._set("heading_deg", hdg * 0.01, now)
         self._set("ground_speed_mps", math.hypot(vx, vy) * 0.01, now)
         self._set("climb_mps", -vz * 0.01, now)
+        self._set("velocity_ned_mps", (vx * 0.01, vy * 0.01, vz * 0.01), now)
         self._position_boot_ms = boot_ms
 
     def _on_gps_raw_int(self, f: Mapping[str, Any], now: float, events: list[str]) -> None:
@@ -433,6 +443,10 @@ class VehicleState:
         self._check_boot_clock("SYSTEM_TIME", boot_ms, events)
         if not _MIN_PLAUSIBLE_UNIX_S <= unix_s <= _MAX_PLAUSIBLE_UNIX_S:
             self.counters["system_time_unset"] += 1
+        elif self.time_source == "gps":
+            self._time_samples.append((unix_s, now))
+            self._boot_offset_s = unix_s - boot_ms * 1e-3
+            self._set("autopilot_unix_s", unix_s, now)
         elif abs(unix_s - now) > self.max_clock_offset_s:
             # A clock this far from ours is not UTC (SITL, a replayed log, a GPS still
             # settling); the receive time is the better sample time.
@@ -482,7 +496,7 @@ class VehicleState:
         """Time of the newest position (see the module notes), or of the newest message."""
         pos = self._fields.get("position")
         if (
-            self.time_source == "auto"
+            self.time_source in ("auto", "gps")
             and self._boot_offset_s is not None
             and self._position_boot_ms is not None
         ):
@@ -491,21 +505,45 @@ class VehicleState:
             return pos[1]
         return self._last_rx
 
-    def sample(self, now: float) -> TelemetrySample | None:
-        """The current state as a telemetry sample; None before any autopilot message."""
+    def take_time_samples(self) -> list[tuple[float, float]]:
+        """The (GPS time, receive time) pairs of SYSTEM_TIME since the last call."""
+        samples = list(self._time_samples)
+        self._time_samples.clear()
+        return samples
+
+    def sample(self, now: float, *, at_time: float | None = None,
+               clock_offset_s: float = 0.0) -> TelemetrySample | None:
+        """The current state as a telemetry sample; None before any autopilot message.
+
+        ``at_time``: carry the position forward along the measured velocity to this time (the
+        sample's time becomes it; core/kinematics.py). ``clock_offset_s`` converts receive
+        times to the time scale of ``at_time`` when the sample time is a receive time (GPS
+        time = host time + offset)."""
         t = self.sample_time()
         if t is None:
             return None
+        if not self._sample_time_is_autopilot():
+            t += clock_offset_s
         position = self.value("position", now)
         lat, lon = position if position is not None else (None, None)
+        alt = self.value("alt_amsl_m", now)
+        rel = self.value("alt_rel_m", now)
+        if at_time is not None:
+            if lat is not None and lon is not None:
+                before = alt
+                lat, lon, alt = extrapolate(lat, lon, alt, self.value("velocity_ned_mps", now),
+                                            at_time - t)
+                if rel is not None and alt is not None and before is not None:
+                    rel += alt - before
+            t = at_time
         armed = self.value("armed", now)
         flags = self.value("failure_flags", now)
         return TelemetrySample(
             time_unix_s=t,
             lat_deg=lat,
             lon_deg=lon,
-            alt_amsl_m=self.value("alt_amsl_m", now),
-            alt_rel_m=self.value("alt_rel_m", now),
+            alt_amsl_m=alt,
+            alt_rel_m=rel,
             heading_deg=self.value("heading_deg", now),
             ground_speed_mps=self.value("ground_speed_mps", now),
             climb_mps=self.value("climb_mps", now),
@@ -519,6 +557,10 @@ class VehicleState:
             satellites=self.value("satellites", now),
             failure_flags=int(flags) if flags is not None else 0,
         )
+
+    def _sample_time_is_autopilot(self) -> bool:
+        return (self.time_source in ("auto", "gps") and self._boot_offset_s is not None
+                and self._position_boot_ms is not None)
 
     def stats(self) -> dict[str, Any]:
         """Counters as plain data (for diagnostics and JSON)."""

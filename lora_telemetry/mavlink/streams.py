@@ -54,6 +54,10 @@ DEFAULT_STREAM_RATES_HZ: Mapping[str, float] = {
     "SYSTEM_TIME": 1.0,
 }
 
+#: Under TDMA (core/timesync.py) the drone keeps GPS time from SYSTEM_TIME: four a second
+#: give its least-delay filter enough samples to ignore the link's delays.
+TDMA_STREAM_RATES_HZ: Mapping[str, float] = {**DEFAULT_STREAM_RATES_HZ, "SYSTEM_TIME": 4.0}
+
 #: ArduPilot's stream group (MAV_DATA_STREAM) of each message, from the STREAM_*_msgs tables of
 #: its GCS_Mavlink.cpp: EXTENDED_STATUS 2, POSITION 6, EXTRA1 10, EXTRA2 11, EXTRA3 12.
 DATA_STREAM_OF_MESSAGE: Mapping[str, int] = {

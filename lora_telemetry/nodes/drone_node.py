@@ -10,6 +10,7 @@ its first pass; an unopened radio does not hold that back, it is retried and rep
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -22,8 +23,11 @@ from lora_telemetry.drone.runtime import DroneRuntime, SentFrame
 from lora_telemetry.drone.transmitters import (
     ModuleUplinkTransmitter, RawUplinkTransmitter, radio_factory,
 )
-from lora_telemetry.keyfile import own_device_keys
+from lora_telemetry.drone.host_clock import skew_host_clock
+from lora_telemetry.drone.tdma import BeaconStateStore, TdmaAccess
+from lora_telemetry.keyfile import load_network_keys, own_device_keys
 from lora_telemetry.mavlink.link import MavlinkLink
+from lora_telemetry.mavlink.streams import TDMA_STREAM_RATES_HZ
 from lora_telemetry.msg import RadioFrame
 from lora_telemetry.nodes import ros_convert as conv
 from lora_telemetry.nodes.common import declare_dataclass_parameters, log_event, run_node
@@ -39,15 +43,38 @@ class DroneNode(Node):
         keys = own_device_keys(cfg.key_file, cfg.uav_name, allow_shared=cfg.allow_shared_key_file)
         self.store = FrameCounterStore(cfg.counter_state_path, f"{keys.devaddr:08X}",
                                        session=keys.session)
+        tdma = cfg.access == "tdma"
+        if cfg.sim_clock_offset_s or cfg.sim_clock_drift_ppm:
+            skew_host_clock(cfg.sim_clock_offset_s, cfg.sim_clock_drift_ppm)
+        if tdma:
+            sys.setswitchinterval(0.0005)  # a waiting uplink thread gets the GIL within 0.5 ms
         self.link = MavlinkLink(cfg.mavlink_url, cfg.mavlink_system_id or None,
-                                stale_timeout_s=cfg.stale_timeout_s)
+                                stale_timeout_s=cfg.stale_timeout_s,
+                                time_source="gps" if tdma else "auto",
+                                stream_rates_hz=TDMA_STREAM_RATES_HZ if tdma else None,
+                                clock=time.time)  # the host clock as it is now (maybe skewed)
         make_radio = radio_factory(cfg.radio_type, cfg.radio_port, cfg.baud)
         if cfg.lorawan_mode == "module":
             tx = ModuleUplinkTransmitter(make_radio, cfg.phy, keys,
                                          next_fcnt=lambda: self.store.next_counter)
         else:
             tx = RawUplinkTransmitter(make_radio, cfg.phy, keys)
-        self.runtime = DroneRuntime(cfg, self.link, tx, self.store,
+        access = None
+        if tdma:
+            network = load_network_keys(cfg.key_file)
+            if network is None:
+                self.get_logger().warning(
+                    f"{cfg.key_file} has no network beacon key: beacons are ignored, slots are "
+                    "timed by the flight controller's GPS time only")
+            access = TdmaAccess(
+                cfg.schedule(), cfg.tdma_slot, timing=cfg.family.timing, baud=cfg.baud,
+                beacon_key=network.beacon_key if network else None,
+                beacon_state=BeaconStateStore(TdmaAccess.beacon_state_path(cfg.counter_state_path)),
+                max_missed_beacons=cfg.tdma_max_missed_beacons,
+                trust_host_clock=cfg.tdma_trust_host_clock,
+                lead_s=cfg.tdma_lead_s if cfg.tdma_lead_s >= 0 else None,
+                on_event=self._on_event)
+        self.runtime = DroneRuntime(cfg, self.link, tx, self.store, tdma=access,
                                     on_sent=self._on_sent, on_event=self._on_event)
         self.tx_pub = self.create_publisher(RadioFrame, "lora/tx", qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -56,14 +83,18 @@ class DroneNode(Node):
         self._threads = [
             threading.Thread(target=self._mavlink_loop, name="mavlink", daemon=True),
             threading.Thread(target=self.runtime.run, args=(self._stop,), name="uplink",
-                             kwargs={"on_started": self._announce_ready}, daemon=True),
+                             kwargs={"on_started": self._announce_ready, "clock": time.time},
+                             daemon=True),
         ]
         for t in self._threads:
             t.start()
+        when = (f"TDMA slot {cfg.tdma_slot} of {cfg.tdma_period_s:g} s superframes, lead "
+                f"{access.lead_s * 1e3:.1f} ms" if access is not None
+                else f"period {cfg.update_period_s:g} s")
         self.get_logger().info(
             f"{cfg.uav_name}: MAVLink {cfg.mavlink_url} -> {cfg.radio_type} on {cfg.radio_port} "
             f"({cfg.lorawan_mode} LoRaWAN, {cfg.frequency_hz / 1e6:.3f} MHz SF{cfg.spreading_factor}, "
-            f"period {cfg.update_period_s:g} s, frame airtime {self.runtime.frame_airtime_s * 1e3:.1f} ms)"
+            f"{when}, frame airtime {self.runtime.frame_airtime_s * 1e3:.1f} ms)"
         )
 
     def _announce_ready(self) -> None:

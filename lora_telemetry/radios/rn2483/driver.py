@@ -106,6 +106,10 @@ class RN2483Stats:
     unsolicited_downlinks: int = 0
 
 
+#: Watchdog time a transmission needs beyond its airtime (the answer's serial time and the
+#: firmware's own; generous).
+TX_WDT_MARGIN_MS = 50
+
 #: A finished ``mac tx`` (2.4.2): the capability's UplinkResult.
 MacTxResult = UplinkResult
 
@@ -331,7 +335,10 @@ class RN2483Radio(RawRadio, ModuleLoRaWAN):
         cmd = P.radio_tx(data)
         airtime = phy.time_on_air(len(data))
         self._ensure_p2p()
-        need = math.ceil(airtime * 1000) + 1000
+        # The watchdog (2.5.4.19) bounds transmissions too: it must outlast the frame. A
+        # short one left by receive() is kept when it does (TDMA listens, then sends: an
+        # extra `radio set wdt` before the frame would delay it past its slot).
+        need = math.ceil(airtime * 1000) + TX_WDT_MARGIN_MS
         if self._wdt_ms != 0 and self._wdt_ms < need:  # the watchdog would cut the frame
             self._set_wdt(max(need, DEFAULT_WDT_MS))
         started = time.time()
