@@ -24,6 +24,7 @@ from typing import Any
 
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.phy import PhySettings
+from lora_telemetry.node_config import ACCESS_MODES
 from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.processes import ProcessError, ProcessGroup
 from lora_telemetry.sim.swarm import (
@@ -62,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lorawan-mode", choices=LORAWAN_MODES, default="raw",
                    help="LoRaWAN framing: ours over the module's raw radio (raw, default), or "
                         "the module's own stack where it has one (module)")
+    p.add_argument("--access", choices=ACCESS_MODES, default="aloha",
+                   help="medium access: aloha (default) or tdma (GPS-time slots, one per UAV, "
+                        "in superframes of --period, with the ground's beacon)")
     p.add_argument("--run-dir", metavar="DIR",
                    help="keep keys, parameters and logs here (default: a temporary directory)")
     p.add_argument("--warmup", type=float, default=8.0,
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = SwarmOptions(uavs=args.uavs, radios=args.radios, logs=tuple(args.log),
                            pattern=args.pattern, update_period_s=args.period,
                            spreading_factor=args.sf, seed=args.seed, speed=args.speed,
-                           lorawan_mode=args.lorawan_mode)
+                           lorawan_mode=args.lorawan_mode, access=args.access)
     keep = args.run_dir is not None
     run_dir = Path(args.run_dir) if keep else Path(tempfile.mkdtemp(prefix="lora_sim_swarm_"))
     plan = plan_swarm(options, run_dir)
@@ -142,7 +146,8 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
                 rows = report.table_rows(monitor.snapshot(), radios)
                 title = (f"lora_telemetry swarm  {time.strftime('%H:%M:%S')}  {len(plan.uav_names)} "
                          f"UAVs  {plan.options.frequency_hz / 1e6:.3f} MHz SF{plan.options.spreading_factor}"
-                         f"  period {plan.options.update_period_s:g} s   (Ctrl-C stops)")
+                         f"  {plan.options.access.upper()} period {plan.options.update_period_s:g} s"
+                         "   (Ctrl-C stops)")
                 text = report.render_table(rows, title)
                 print(("\x1b[H\x1b[2J" + text) if tty else text + "\n", flush=True)
                 next_draw = now + (1.0 if tty else 5.0)
@@ -153,6 +158,7 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
             records, radios=radios, window=(measure_from, ended - CLOSING_MARGIN_S),
             period_s=plan.options.update_period_s, airtime_s=airtime,
             truth=_truth_fn(plan), duration_s=ended - started)
+        summary["access"] = plan.options.access
         summary["failed_processes"] = failed
         if args.summary_json:
             atomic_write_json(args.summary_json, summary, mode=0o644)
@@ -209,7 +215,12 @@ def _print_summary(s: dict) -> None:
               f"not longer than the warm-up plus the {CLOSING_MARGIN_S:g} s closing margin): "
               "no frames counted")
         return
-    print(f"\nsummary over {s['measurement_window_s']:.0f} s: delivery {_pct(s['delivery_ratio'])} "
+    age = s["state_age_p95_s"]
+    print(f"\nsummary over {s['measurement_window_s']:.0f} s ({s['access'].upper()}): delivery "
+          f"{_pct(s['delivery_ratio'])}, worst UAV {s['updates_per_s_min'] or 0:.3f} updates/s, "
+          f"state age p95 {'-' if age is None else f'{1e3 * age:.1f} ms'} (airtime "
+          f"{1e3 * s['frame_airtime_s']:.1f} ms)")
+    print(f"  delivery {_pct(s['delivery_ratio'])} "
           f"(pure ALOHA with {s['uavs']} senders at load G={s['offered_load']:.3f} predicts "
           f"{_pct(s['aloha_expected_delivery_ratio'])}; with capture at the measured RSSIs "
           f"{_pct(s['aloha_with_capture_delivery_ratio'])})")

@@ -28,6 +28,7 @@ from lora_telemetry.sim.vehicle import (
     PATTERNS,
     LogReplayer,
     ReplayTransform,
+    SYSTEM_TIME_DELAY,
     SimulatedAutopilot,
     VehicleSimulator,
     build_swarm,
@@ -122,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     syn.add_argument("--set-message-interval", choices=("accept", "unsupported", "ignore"),
                      default="accept", help="how to answer MAV_CMD_SET_MESSAGE_INTERVAL")
     syn.add_argument("--mavlink1", action="store_true", help="send MAVLink 1 packets")
+    syn.add_argument("--system-time-delay", action="store_true",
+                     help="stamp SYSTEM_TIME as a flight controller hands it over: 0-2.5 ms "
+                          "old (its 400 Hz scheduler loop)")
     parser.add_argument("--truth-json", metavar="PATH",
                         help="write every vehicle's true state here (atomically)")
     parser.add_argument("--truth-interval", type=_positive, default=0.5, metavar="S")
@@ -203,6 +207,8 @@ def build(args: argparse.Namespace) -> VehicleSimulator:
                 default_rates_hz={} if args.no_default_streams else None,
                 set_message_interval=args.set_message_interval,
                 mavlink1=args.mavlink1,
+                system_time_delay=SYSTEM_TIME_DELAY if args.system_time_delay else None,
+                seed=v.sysid,
             )
             for v in vehicles
         ]

@@ -96,15 +96,19 @@ class GatewaySchedule:
             m += 1
 
     def beacon(self, m: int) -> bytes:
-        """The beacon of superframe ``m`` (call when it goes out; marks it sent)."""
+        """The beacon of superframe ``m`` (call when it goes out: marks it handled; count it
+        with :meth:`sent` once the radio has sent it, or :meth:`skip_beacon`)."""
         frame = encode_beacon(Beacon(superframe=m, epoch=self.schedule.epoch,
                                      heard=frozenset(self._heard.get(m - 1, ())),
                                      pending=frozenset(self._pending)), self._key)
         self._last_beacon = m
-        self.beacons_sent += 1
         for old in [k for k in self._heard if k < m - 1]:
             del self._heard[old]
         return frame
+
+    def sent(self, m: int) -> None:
+        """The beacon of superframe ``m`` is on the air."""
+        self.beacons_sent += 1
 
     def skip_beacon(self, m: int, reason: str) -> None:
         """A beacon that could not go out (duty cycle, radio error): counted by reason."""

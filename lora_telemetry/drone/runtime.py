@@ -204,14 +204,15 @@ class DroneRuntime:
             return
         self.scheduler.sent(report.started, report.airtime_s)
         if self.tdma is not None and superframe is not None:
-            self.tdma.sent_in(superframe)
+            self.tdma.sent_in(superframe, report.started)
         self.last_fcnt = fcnt
         self.last_sent_at = report.started
         self.on_sent(SentFrame(report, sample, fport, payload))
 
     def _freshest(self, now: float) -> tuple[int, tcodec.TelemetrySample] | None:
         """TDMA: the newest vehicle state, carried forward to the planned frame's GPS start
-        (its sample time), with its superframe; None if the newest state is too old."""
+        (its sample time, on the codec's time grid), with its superframe; None if the newest
+        state is too old."""
         assert self.tdma is not None
         plan = self.tdma.planned_frame_gps()
         if plan is None:
@@ -221,7 +222,10 @@ class DroneRuntime:
         newest = self.vehicle.sample(now, clock_offset_s=offset)
         if newest is None or self.tdma.gps_now(now) - newest.time_unix_s > self.config.max_sample_age_s:
             return None
-        carried = self.vehicle.sample(now, at_time=start, clock_offset_s=offset)
+        # The codec sends time on a 20 ms grid: carry the state to the grid point nearest the
+        # frame's start, so the position is the one at the time the ground will read.
+        at = round(start / tcodec.TIME_STEP_S) * tcodec.TIME_STEP_S
+        carried = self.vehicle.sample(now, at_time=at, clock_offset_s=offset)
         return (superframe, carried) if carried is not None else None
 
     def _note_saturation(self, sample: tcodec.TelemetrySample, fport: int, payload: bytes,

@@ -4,7 +4,9 @@ DroneRuntime keeps its shape (step(now) returns its next wake time); with ``acce
 it hands this object the things only TDMA needs:
 
 * **Time.** Every SYSTEM_TIME pair the flight controller sent feeds the TimeKeeper
-  (core/timesync.py); its estimate maps the slot's GPS time to the host clock, and the
+  (core/timesync.py), its GPS time moved on by the message's own serial time when the link
+  is a serial port (``system_time_transit_s``: 20 bytes at the link's baud, 3.5 ms at
+  57600; the least-delayed sample still carries it); its estimate maps the slot's GPS time to the host clock, and the
   policy (core/tdma.TdmaPolicy) hands the command to the module ``lead_s`` early: the
   radio family's command-to-air time for a 29-byte frame at the configured baud (the
   registry's timing model, radios/<family>/timing.py) plus the host's own cost
@@ -24,13 +26,15 @@ it hands this object the things only TDMA needs:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable
 
 from lora_telemetry.core.beacon import BEACON_BYTES, BeaconStatus, BeaconTracker, BeaconVerdict
 from lora_telemetry.core.tdma import UPLINK_FRAME_BYTES, TdmaPolicy, TdmaSchedule
 from lora_telemetry.core.timesync import TimeKeeper
+from lora_telemetry.core.uart import serial_time_s
+from lora_telemetry.mavlink.urls import parse_url
 from lora_telemetry.persist import StateFileError, atomic_write_json, read_json
 from lora_telemetry.radios.base import RxFrame
 from lora_telemetry.radios.registry import FamilyTiming
@@ -42,10 +46,25 @@ HOST_ALLOWANCE_S = 0.0007
 LISTEN_EARLY_S = 0.010
 #: ... and stays open this long after the beacon's last symbol should have ended.
 LISTEN_LATE_S = 0.005
-#: The window ends at least this long before the UAV's own command.
-LISTEN_CLEARANCE_S = 0.003
+#: The window (and the module's report) ends at least this long before the UAV's own
+#: command: the module's housekeeping after a window (the RN2483 driver puts its radio
+#: watchdog back: `radio set wdt 15000` and `ok`, 25 bytes at 57600 baud = 4.3 ms, plus the
+#: firmware's answer time) must be over by then.
+LISTEN_CLEARANCE_S = 0.010
 #: Without usable time, listen in windows of this length (nothing to send meanwhile).
 SEARCH_WINDOW_S = 1.0
+
+
+#: SYSTEM_TIME on the wire: MAVLink 2 header 10 + payload 12 + CRC 2 (unsigned) = 24 bytes
+#: (MAVLink 1: 6 + 12 + 2 = 20; the smaller is taken, so a sample is never moved past its
+#: true time, and MAVLink 2's trailing-zero truncation only shortens it).
+SYSTEM_TIME_WIRE_BYTES = 20
+
+
+def system_time_transit_s(mavlink_url: str) -> float:
+    """The serial time of one SYSTEM_TIME on the flight controller's link (0 for UDP/TCP)."""
+    spec = parse_url(mavlink_url)
+    return serial_time_s(SYSTEM_TIME_WIRE_BYTES, spec.baud) if spec.kind == "serial" else 0.0
 
 
 class BeaconStateStore:
@@ -75,7 +94,7 @@ class TdmaAccess:
                  baud: int, beacon_key: bytes | None, keeper: TimeKeeper | None = None,
                  beacon_state: BeaconStateStore | None = None, max_missed_beacons: int = 5,
                  trust_host_clock: bool = False, lead_s: float | None = None,
-                 can_receive: bool = True,
+                 can_receive: bool = True, system_time_transit_s: float = 0.0,
                  on_event: Callable[[str, str], None] | None = None) -> None:
         self.schedule = schedule
         self.slot = slot
@@ -88,6 +107,7 @@ class TdmaAccess:
             lead_s = (timing.command_to_air_s(UPLINK_FRAME_BYTES, baud) if timing else 0.0) \
                 + HOST_ALLOWANCE_S
         self.lead_s = lead_s
+        self.system_time_transit_s = system_time_transit_s
         self.report_s = (timing.air_to_host_s(BEACON_BYTES, baud) if timing else 0.0) \
             + HOST_ALLOWANCE_S
         self.policy = TdmaPolicy(schedule, slot, self.keeper, lead_s=lead_s)
@@ -97,6 +117,7 @@ class TdmaAccess:
                                      if beacon_state else None) if beacon_key else None
         self.can_receive = can_receive and self.tracker is not None
         self.misses: Counter[str] = Counter()
+        self._command_late: deque[float] = deque(maxlen=200)  # host lateness of commands
         self.sent = 0
         self._planned: int | None = None  # superframe of the frame planned now
         self._sent_in: int | None = None
@@ -109,7 +130,7 @@ class TdmaAccess:
     def update(self, now: float, gps_samples: list[tuple[float, float]]) -> None:
         """Feed the flight controller's time pairs and re-estimate at ``now``."""
         for gps, host in gps_samples:
-            self.keeper.add_gps(gps, host)
+            self.keeper.add_gps(gps + self.system_time_transit_s, host)
         self.keeper.update(now)
         if self.keeper.usable != self._usable:
             self._usable = self.keeper.usable
@@ -213,14 +234,23 @@ class TdmaAccess:
     def planned_frame_gps(self) -> tuple[int, float] | None:
         return self.policy.last_plan
 
-    def sent_in(self, superframe: int) -> None:
+    def sent_in(self, superframe: int, command_host_s: float | None = None) -> None:
+        """A frame of ``superframe`` went to the module; ``command_host_s``: when the command
+        started to go out (host clock), measured against when it should have."""
         self._sent_in = superframe
         self.sent += 1
+        plan = self.policy.last_plan
+        if command_host_s is not None and plan is not None and plan[0] == superframe:
+            self._command_late.append(command_host_s - (self.keeper.to_host(plan[1]) - self.lead_s))
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tdma_slot": self.slot, "tdma_lead_ms": 1e3 * self.lead_s,
                                "tdma_frames_sent": self.sent, **self.keeper.stats()}
         out.update({f"tdma.{k}": v for k, v in sorted(self.misses.items())})
+        if self._command_late:
+            late = sorted(self._command_late)
+            out["tdma_command_late_ms_median"] = 1e3 * late[len(late) // 2]
+            out["tdma_command_late_ms_max"] = 1e3 * late[-1]
         if self.tracker is not None:
             out.update({f"beacons.{k}": v for k, v in self.tracker.counts.items()})
         warning = self.keeper.warning()

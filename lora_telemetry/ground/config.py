@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from lora_telemetry.core.dutycycle import DutyCycleLedger
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.gateway import Device
+from lora_telemetry.core.tdma import TdmaSchedule
 from lora_telemetry.core.lorawan import format_dev_addr, parse_dev_addr
 from lora_telemetry.keyfile import load_key_file
 from lora_telemetry.node_config import LinkSettings, config_from_parameters
@@ -21,6 +23,8 @@ from lora_telemetry.params import coerce
 from lora_telemetry.persist import default_state_dir
 
 RADIOS = ("sx1276", "emulator")
+#: What a devices.<uav> entry may hold (slot: its TDMA uplink slot, the drone's tdma_slot).
+DEVICE_FIELDS = ("devaddr", "system_id", "vehicle_family", "slot")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,25 @@ class GroundConfig(LinkSettings):
         if not self.devices:
             raise ConfigError("no devices registered: add devices.<uav_name>.system_id entries")
         super().__post_init__()  # the origin and the channel
+        if self.access == "tdma":
+            self.schedule()  # duplicate, missing and overfull slots are refused at start
+
+    def slots(self) -> dict[str, int]:
+        """Each registered UAV's TDMA slot (devices.<uav>.slot)."""
+        out = {}
+        for name, entry in self.devices.items():
+            if "slot" not in entry:
+                raise ConfigError(f"access tdma: devices.{name} has no slot (give every UAV "
+                                  "its slot, 1..N, the same as that drone's tdma_slot)")
+            out[name] = coerce(f"devices.{name}.slot", entry["slot"], "int")
+        return out
+
+    def schedule(self) -> TdmaSchedule:
+        """The TDMA superframe for the registered UAVs, within the sub-band's duty cycle for
+        the UAVs and for the gateway's beacon (ConfigError naming the largest feasible swarm
+        when it is overfull)."""
+        limit = DutyCycleLedger().limit(self.frequency_hz)
+        return self.tdma_schedule(self.slots(), uav_duty_cycle=limit, gateway_duty_cycle=limit)
 
     @property
     def counter_state_path(self) -> Path:
@@ -115,8 +138,7 @@ class GroundConfig(LinkSettings):
             else:
                 others[name] = value
         for dev, entry in devices.items():
-            unknown = sorted(str(k) for k in entry if k not in ("devaddr", "system_id",
-                                                                 "vehicle_family"))
+            unknown = sorted(str(k) for k in entry if k not in DEVICE_FIELDS)
             if unknown:
                 raise ConfigError(f"devices.{dev}: unknown field(s) {', '.join(unknown)}")
         return config_from_parameters(cls, others, "ground",

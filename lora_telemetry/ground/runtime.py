@@ -2,6 +2,12 @@
 
 No ROS here. Frames are judged on the receive thread; `DurableDelivery` writes the counters
 they advanced and then calls back, on its own thread (see ground/delivery.py).
+
+With ``access: tdma`` the same loop also sends the beacon in slot 0 (ground/beacons.py: each
+receive call is bounded so the loop is back in time for it) and places every accepted
+frame on the schedule (core/tdma_gateway.GatewaySchedule.observe): the frame's start
+against its UAV's slot, per UAV, for LinkStats and diagnostics, and the slots heard, for
+the next beacon's bitmap.
 """
 
 from __future__ import annotations
@@ -10,13 +16,16 @@ import threading
 import time
 from typing import Callable
 
-from lora_telemetry.core.errors import LoraTelemetryError
+from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
 from lora_telemetry.core.gateway import Gateway, Verdict
+from lora_telemetry.core.tdma_gateway import GatewaySchedule
+from lora_telemetry.ground.beacons import BeaconTransmitter
 from lora_telemetry.ground.config import GroundConfig
 from lora_telemetry.ground.delivery import DurableDelivery
+from lora_telemetry.keyfile import load_network_keys
 from lora_telemetry.persist import GroundCounterStore, session_fingerprint
 from lora_telemetry.radios import registry
-from lora_telemetry.radios.base import RadioError, RawReceive, RxFrame
+from lora_telemetry.radios.base import RadioError, RawRadio, RxFrame
 
 FrameCallback = Callable[[RxFrame, Verdict], None]
 
@@ -32,18 +41,22 @@ def restore_counters(gateway: Gateway, store: GroundCounterStore) -> dict[int, s
     return sessions
 
 
-def open_gateway_radio(config: GroundConfig) -> RawReceive:
+def gateway_family() -> registry.FamilySpec:
+    """The gateway's transceiver family (the one SPI transceiver family the registry has)."""
+    return registry.families(role=registry.Role.SPI_TRANSCEIVER, emulated=True)[0]
+
+
+def open_gateway_radio(config: GroundConfig) -> RawRadio:
     """The configured gateway transceiver: on SPI, or the registry's emulated chip (the
     virtual backend) on the simulated medium."""
     from lora_telemetry.radios.sx1276.driver import SX1276Radio, SX1276Wiring
 
-    radio: RawReceive
+    radio: RawRadio
     if config.radio == "emulator":
-        spec = registry.families(role=registry.Role.SPI_TRANSCEIVER, emulated=True)[0]
-        emulated = spec.emulated_radio(
+        emulated = gateway_family().emulated_radio(
             node_id=config.gateway_id, medium=config.medium or None,
             position_m=(config.gateway_x_m, config.gateway_y_m, config.gateway_z_m))
-        assert isinstance(emulated, RawReceive)  # every transceiver family receives
+        assert isinstance(emulated, RawRadio)  # every transceiver family sends and receives
         radio = emulated
     else:
         wiring = SX1276Wiring(
@@ -66,9 +79,11 @@ class GroundRuntime:
 
     def __init__(self, config: GroundConfig, gateway: Gateway, on_frame: FrameCallback, *,
                  counter_store: GroundCounterStore,
-                 open_radio: Callable[[GroundConfig], RawReceive] = open_gateway_radio,
+                 open_radio: Callable[[GroundConfig], RawRadio] = open_gateway_radio,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep,
                  on_event: Callable[[str, str], None] | None = None,
-                 on_listening: Callable[[RawReceive], None] | None = None) -> None:
+                 on_listening: Callable[[RawRadio], None] | None = None) -> None:
         self.config = config
         self.gateway = gateway
         self.on_event = on_event or (lambda level, text: None)
@@ -78,7 +93,22 @@ class GroundRuntime:
         self.delivery = DurableDelivery(counter_store, restore_counters(gateway, counter_store),
                                         on_frame, on_event=self.on_event)
         self._open_radio = open_radio
-        self.radio: RawReceive | None = None
+        self._clock = clock
+        self.tdma: GatewaySchedule | None = None
+        self.beacons: BeaconTransmitter | None = None
+        if config.access == "tdma":
+            network = load_network_keys(config.key_file)
+            if network is None:
+                raise ConfigError(f"access tdma: the key file {config.key_file} has no network "
+                                  "section with the beacon key (lora-telemetry keys generate "
+                                  "writes one)")
+            self.tdma = GatewaySchedule(config.schedule(), config.slots(), network.beacon_key)
+            self.beacons = BeaconTransmitter(self.tdma, frequency_hz=config.frequency_hz,
+                                             timing=gateway_family().timing, clock=clock,
+                                             sleep=sleep, on_event=self.on_event)
+            for note in self.tdma.schedule.notes:
+                self.on_event("warn", f"TDMA: {note}")
+        self.radio: RawRadio | None = None
         self.radio_error: str | None = None
         self.frames = 0
         self.last_frame_time: float | None = None
@@ -113,7 +143,14 @@ class GroundRuntime:
                 backoff = 0.5
                 self.on_listening(self.radio)
             try:
-                frame = self.radio.receive(self.config.receive_timeout_s)
+                timeout = self.config.receive_timeout_s
+                if self.beacons is not None:
+                    if self.beacons.send_due(self.radio, self._clock()):
+                        continue
+                    timeout = self.beacons.receive_budget(self._clock(), timeout)
+                    if timeout <= 0.0:
+                        continue
+                frame = self.radio.receive(timeout)
             except RadioError as exc:
                 self.on_event("error", f"gateway radio failed: {exc}; reopening")
                 self.radio_error = str(exc)
@@ -122,12 +159,14 @@ class GroundRuntime:
             if frame is None:
                 continue
             self.frames += 1
-            self.last_frame_time = frame.time or time.time()
+            self.last_frame_time = frame.time or self._clock()
+            airtime = frame.phy.time_on_air(len(frame.data)) if frame.data else 0.0
             verdict = self.gateway.process(
                 frame.data, crc_ok=frame.crc_ok, rx_time=self.last_frame_time,
-                rssi_dbm=frame.rssi_dbm, snr_db=frame.snr_db,
-                airtime_s=frame.phy.time_on_air(len(frame.data)) if frame.data else 0.0,
+                rssi_dbm=frame.rssi_dbm, snr_db=frame.snr_db, airtime_s=airtime,
             )
+            if self.tdma is not None and verdict.accepted and verdict.device is not None:
+                self.tdma.observe(verdict.device.name, self.last_frame_time, airtime)
             self.delivery.submit(frame, verdict)
 
     def close_radio(self) -> None:

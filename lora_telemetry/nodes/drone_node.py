@@ -24,7 +24,7 @@ from lora_telemetry.drone.transmitters import (
     ModuleUplinkTransmitter, RawUplinkTransmitter, radio_factory,
 )
 from lora_telemetry.drone.host_clock import skew_host_clock
-from lora_telemetry.drone.tdma import BeaconStateStore, TdmaAccess
+from lora_telemetry.drone.tdma import BeaconStateStore, TdmaAccess, system_time_transit_s
 from lora_telemetry.keyfile import load_network_keys, own_device_keys
 from lora_telemetry.mavlink.link import MavlinkLink
 from lora_telemetry.mavlink.streams import TDMA_STREAM_RATES_HZ
@@ -73,6 +73,7 @@ class DroneNode(Node):
                 max_missed_beacons=cfg.tdma_max_missed_beacons,
                 trust_host_clock=cfg.tdma_trust_host_clock,
                 lead_s=cfg.tdma_lead_s if cfg.tdma_lead_s >= 0 else None,
+                system_time_transit_s=system_time_transit_s(cfg.mavlink_url),
                 on_event=self._on_event)
         self.runtime = DroneRuntime(cfg, self.link, tx, self.store, tdma=access,
                                     on_sent=self._on_sent, on_event=self._on_event)

@@ -32,7 +32,7 @@ from lora_telemetry.msg import LinkStats, RadioFrame, SwarmState, UavTelemetry
 from lora_telemetry.nodes import ros_convert as conv
 from lora_telemetry.nodes.common import log_event, run_node
 from lora_telemetry.persist import GroundCounterStore
-from lora_telemetry.radios.base import RawReceive, RxFrame
+from lora_telemetry.radios.base import RawRadio, RxFrame
 from lora_telemetry.readiness import announce_ready
 
 SWARM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -112,16 +112,21 @@ class GroundNode(Node):
             with self._lock:
                 self._latest[device.name] = msg
             self._publish_swarm(now)  # on change
-        link_pub.publish(conv.link_stats(device, self.gateway.links[device.name], now,
-                                         self.config.stale_after_s))
+        link_pub.publish(self._link_stats(device, now))
 
     # -- timers --------------------------------------------------------------------------------
     def _periodic(self) -> None:
         now = time.time()
         self._publish_swarm(now)
         for device in self.gateway.devices.values():
-            self._pubs[device.name][3].publish(conv.link_stats(
-                device, self.gateway.links[device.name], now, self.config.stale_after_s))
+            self._pubs[device.name][3].publish(self._link_stats(device, now))
+
+    def _link_stats(self, device: gw.Device, now: float) -> LinkStats:
+        tdma = self.runtime.tdma
+        return conv.link_stats(device, self.gateway.links[device.name], now,
+                               self.config.stale_after_s,
+                               slot=tdma.slots[device.name] if tdma else 0,
+                               timing=tdma.timing[device.name] if tdma else None)
 
     def _publish_swarm(self, now: float) -> None:
         msg = SwarmState()
@@ -161,7 +166,9 @@ class GroundNode(Node):
                   "unknown_devaddrs_distinct": len(self.gateway.unknown_devaddrs),
                   "unknown_devaddrs_forgotten": self.gateway.unknown_devaddrs_forgotten,
                   "fcnt_state_file": str(self.counter_store.path),
-                  **{f"fcnt_state.{k}": v for k, v in delivery.items()}}
+                  **{f"fcnt_state.{k}": v for k, v in delivery.items()},
+                  "access": self.config.access,
+                  **(rt.beacons.stats(now) if rt.beacons is not None else {})}
         arr.status.append(conv.diagnostic_status(
             f"lora_telemetry/gateway/{self.config.gateway_id}", level[0], message,
             self.config.gateway_id, values))
@@ -174,10 +181,22 @@ class GroundNode(Node):
                  "delivery_ratio": link.delivery_ratio, "mic_failures": link.mic_failures,
                  "replays": link.replays, "duplicates": link.duplicates,
                  "saturated_samples": link.saturated_samples,
-                 **{f"saturated.{k}": v for k, v in sorted(link.saturated_by_field.items())}}))
+                 **{f"saturated.{k}": v for k, v in sorted(link.saturated_by_field.items())},
+                 **self._slot_diagnostics(device.name)}))
         self.diag_pub.publish(arr)
 
-    def _announce_ready(self, radio: RawReceive) -> None:
+    def _slot_diagnostics(self, name: str) -> dict[str, float | int]:
+        tdma = self.runtime.tdma
+        if tdma is None:
+            return {}
+        t = tdma.timing[name]
+        return {"tdma_slot": tdma.slots[name], "frames_outside_slot": t.outside_slot,
+                "slot_error_last_ms": 1e3 * t.last_error_s,
+                "slot_error_mean_ms": 1e3 * t.mean_error_s,
+                "slot_error_p95_ms": 1e3 * t.p95_abs_error_s,
+                "slot_error_max_ms": 1e3 * t.max_abs_error_s}
+
+    def _announce_ready(self, radio: RawRadio) -> None:
         """The radio is configured and receiving: ready (once; a reopened radio says nothing
         more, see lora_telemetry/readiness.py)."""
         phy = self.config.phy

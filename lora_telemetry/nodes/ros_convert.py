@@ -13,6 +13,7 @@ from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core import saturation
 from lora_telemetry.core.gateway import Device, LinkCounters
 from lora_telemetry.core.phy import PhySettings
+from lora_telemetry.core.tdma_gateway import SlotTiming
 from lora_telemetry.msg import LinkStats, RadioFrame, UavTelemetry
 
 NAN = math.nan
@@ -116,7 +117,9 @@ def battery_state(sample: tcodec.TelemetrySample, frame_id: str) -> BatteryState
     return msg
 
 
-def link_stats(device: Device, link: LinkCounters, now: float, stale_after_s: float) -> LinkStats:
+def link_stats(device: Device, link: LinkCounters, now: float, stale_after_s: float,
+               slot: int = 0, timing: SlotTiming | None = None) -> LinkStats:
+    """LinkStats of one UAV; ``slot``/``timing``: its TDMA slot and slot timing, if any."""
     msg = LinkStats()
     msg.header.stamp = stamp(now)
     msg.uav_name = device.name
@@ -136,6 +139,16 @@ def link_stats(device: Device, link: LinkCounters, now: float, stale_after_s: fl
     age = link.age_s(now)
     msg.seconds_since_last_frame = age
     msg.stale = age > stale_after_s
+    msg.tdma_slot = slot
+    msg.slot_error_last_ms = msg.slot_error_mean_ms = math.nan
+    msg.slot_error_p95_ms = msg.slot_error_max_ms = math.nan
+    if timing is not None:
+        msg.frames_outside_slot = timing.outside_slot
+        if timing.frames:
+            msg.slot_error_last_ms = 1e3 * timing.last_error_s
+            msg.slot_error_mean_ms = 1e3 * timing.mean_error_s
+            msg.slot_error_p95_ms = 1e3 * timing.p95_abs_error_s
+            msg.slot_error_max_ms = 1e3 * timing.max_abs_error_s
     return msg
 
 

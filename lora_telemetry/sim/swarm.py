@@ -22,12 +22,21 @@ RSSI, SNR and capture follow the flying UAVs; the drone and ground nodes get it 
 origin; a replayed log is re-centred on it in all three coordinates (its reference fix lands
 on the origin, every AMSL altitude moves by the same difference), so a replayed flight keeps
 its height above the field and stays inside the codec's +-255 m altitude window.
+
+Access (``SwarmOptions.access``): "aloha", or "tdma" (core/tdma.py), where UAV i gets slot
+i + 1 of a superframe of ``update_period_s``, the ground sends the beacon, and, so that the
+demo shows slots follow GPS time and not the host clock, each drone node's host clock is
+put off by a seeded offset of up to +-2 s drifting by up to +-50 ppm (``sim_clock_*``
+parameters; the emulated modules and the vehicles keep true time), and the vehicles stamp
+SYSTEM_TIME as a flight controller's scheduler hands it over (0-2.5 ms old). A swarm
+the superframe cannot hold is refused here, before any process starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +47,8 @@ import yaml
 
 from lora_telemetry import keyfile
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.ground.config import GroundConfig
+from lora_telemetry.node_config import ACCESS_MODES
 from lora_telemetry.radios import registry
 from lora_telemetry.radios.base import Capability
 from lora_telemetry.sim.medium_model import MediumParams
@@ -76,8 +87,14 @@ class SwarmOptions:
     speed: float = 1.0
     #: "module": UAVs whose module has its own LoRaWAN stack use it; the others stay raw
     lorawan_mode: str = "raw"
+    access: str = "aloha"
+    #: TDMA: the worst host-clock offset (s) and drift (ppm) given to a drone node
+    clock_offset_s: float = 2.0
+    clock_drift_ppm: float = 50.0
 
     def __post_init__(self) -> None:
+        if self.access not in ACCESS_MODES:
+            raise ConfigError(f"--access must be one of {', '.join(ACCESS_MODES)}")
         if not 1 <= self.uavs <= 50:
             raise ConfigError(f"--uavs {self.uavs}: choose 1..50")
         if self.radios not in radio_mixes():
@@ -195,6 +212,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         plan.specs.append(ProcessSpec(f"module-{name}", _py("lora_telemetry.cli.sim_module", *args),
                                       kind="module"))
 
+    tdma = options.access == "tdma"
     outs = [arg for p in plan.mavlink_ports for arg in ("--out", f"udpout:127.0.0.1:{p}")]
     nodes = [arg for n in names for arg in ("--medium-node", n)]
     common = ["--origin", f"{lat0},{lon0},{alt0}", "--speed", str(options.speed), "--loop",
@@ -215,7 +233,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         plan.specs.append(ProcessSpec(
             "vehicles", _py("lora_telemetry.cli.sim_vehicle", "--pattern", options.pattern,
                             "--count", str(options.uavs), "--radius-m", str(options.radius_m),
-                            *common),
+                            *(["--system-time-delay"] if tdma else []), *common),
             kind="vehicle"))
 
     for i, name in enumerate(names):
@@ -234,7 +252,15 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
             "key_file": str(plan.drone_key_file(name)),
             "fcnt_state_file": str(run / "state" / f"{name}.fcnt.json"),
             "origin_lat_deg": lat0, "origin_lon_deg": lon0, "origin_alt_m": alt0,
+            "access": options.access,
         }
+        if tdma:
+            clock = random.Random(f"sim-swarm-clock/{options.seed}/{i}")
+            params.update({
+                "tdma_period_s": options.update_period_s, "tdma_slot": i + 1,
+                "sim_clock_offset_s": round(clock.uniform(-1, 1) * options.clock_offset_s, 4),
+                "sim_clock_drift_ppm": round(clock.uniform(-1, 1) * options.clock_drift_ppm, 2),
+            })
         path = run / f"{name}.yaml"
         _write_params(path, params)
         plan.specs.append(ProcessSpec(
@@ -250,9 +276,14 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
         "frequency_hz": options.frequency_hz, "spreading_factor": options.spreading_factor,
         "key_file": str(plan.key_file), "fcnt_state_file": str(run / "state" / "gateway.fcnt.json"),
         "origin_lat_deg": lat0, "origin_lon_deg": lon0, "origin_alt_m": alt0,
-        "devices": {n: {"system_id": i + 1, "vehicle_family": _family(options, i)}
+        "devices": {n: {"system_id": i + 1, "vehicle_family": _family(options, i),
+                        **({"slot": i + 1} if tdma else {})}
                     for i, n in enumerate(names)},
+        "access": options.access,
+        **({"tdma_period_s": options.update_period_s} if tdma else {}),
     }
+    if tdma:  # a swarm the superframe cannot hold is refused before anything starts
+        GroundConfig.from_mapping(ground).schedule()
     gpath = run / "ground.yaml"
     _write_params(gpath, ground)
     plan.specs.append(ProcessSpec(

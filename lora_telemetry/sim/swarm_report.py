@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.aloha import finite_aloha_success, offered_load, pure_aloha_success
@@ -75,12 +75,17 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
         t1 = t0
     per_uav: dict[str, Any] = {}
     tot_sent = tot_got = 0
+    all_ages: list[float] = []
     for name, rec in records.items():
         sent = [] if empty else [f for f, t in rec.sent.items() if t0 <= t <= t1]
         got = [rec.received[f] for f in sent if f in rec.received]
         tot_sent += len(sent)
         tot_got += len(got)
         lat = [r.latency_s for r in got if not math.isnan(r.latency_s)]
+        # The state's age as a coordinator sees it: its arrival on /swarm/<uav>/telemetry
+        # minus its sample time (both on this host's clock, which is the ground's).
+        ages = [r.rx_time - r.sample_time for r in got]
+        all_ages += ages
         entry: dict[str, Any] = {
             "radio": radios.get(name, ""),
             "frames_sent": len(sent),
@@ -89,6 +94,7 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
             "mean_latency_s": round(sum(lat) / len(lat), 4) if lat else None,
             "max_latency_s": round(max(lat), 4) if lat else None,
             "updates_per_s": round(len(got) / (t1 - t0), 4) if t1 > t0 else None,
+            "state_age_p95_s": round(percentile(ages, 95), 4) if ages else None,
         }
         if truth is not None:
             h_err = v_err = 0.0
@@ -135,8 +141,18 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
         "all_positions_within_resolution": (
             all(v.get("positions_within_resolution", False) for v in per_uav.values())
             if truth is not None else None),
+        "updates_per_s_min": min((v["updates_per_s"] for v in per_uav.values()
+                                  if v["updates_per_s"] is not None), default=None),
+        "state_age_p50_s": round(percentile(all_ages, 50), 4) if all_ages else None,
+        "state_age_p95_s": round(percentile(all_ages, 95), 4) if all_ages else None,
         "per_uav": per_uav,
     }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def _aloha_with_capture(records: Mapping[str, Any], per_uav: Mapping[str, Any], airtime_s: float,

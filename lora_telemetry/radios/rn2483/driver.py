@@ -335,9 +335,9 @@ class RN2483Radio(RawRadio, ModuleLoRaWAN):
         cmd = P.radio_tx(data)
         airtime = phy.time_on_air(len(data))
         self._ensure_p2p()
-        # The watchdog (2.5.4.19) bounds transmissions too: it must outlast the frame. A
-        # short one left by receive() is kept when it does (TDMA listens, then sends: an
-        # extra `radio set wdt` before the frame would delay it past its slot).
+        # The watchdog (2.5.4.19) bounds transmissions too: it must outlast the frame.
+        # receive() puts it back after a short window, so this is rarely needed (TDMA
+        # listens, then sends: a `radio set wdt` here would delay the frame past its slot).
         need = math.ceil(airtime * 1000) + TX_WDT_MARGIN_MS
         if self._wdt_ms != 0 and self._wdt_ms < need:  # the watchdog would cut the frame
             self._set_wdt(max(need, DEFAULT_WDT_MS))
@@ -358,13 +358,21 @@ class RN2483Radio(RawRadio, ModuleLoRaWAN):
             data = self._transact(P.radio_rx(0), final_timeout=timeout + 1.5)
         except RadioOperationFailed:
             self._stats.rx_timeouts += 1
+            self._restore_wdt()
             return None
         except ModuleReset:
             self._ensure_configured()
             return None
         received = time.time()
+        self._restore_wdt()
         return RxFrame(data=data, phy=phy, rssi_dbm=self._last_rssi(), snr_db=self._last_snr(),
                        crc_ok=True, time=received)
+
+    def _restore_wdt(self) -> None:
+        """After a short receive window, the default watchdog again: now, rather than in
+        front of the next frame (send())."""
+        if self._wdt_ms != 0 and self._wdt_ms < DEFAULT_WDT_MS:
+            self._set_wdt(DEFAULT_WDT_MS)
 
     def close(self) -> None:
         if not self._closed:

@@ -15,7 +15,7 @@ other modules are sans-I/O. Every module logs as ``lora_telemetry.sim.vehicle``,
 package had as one module, so log filters keep working.
 """
 
-from lora_telemetry.sim.vehicle.autopilot import DEFAULT_SIM_RATES_HZ, SimulatedAutopilot
+from lora_telemetry.sim.vehicle.autopilot import DEFAULT_SIM_RATES_HZ, SYSTEM_TIME_DELAY, SimulatedAutopilot
 from lora_telemetry.sim.vehicle.replay import (
     LogReference,
     LogReplayer,
@@ -43,6 +43,7 @@ __all__ = [
     "SyntheticVehicle",
     "build_swarm",
     "SimulatedAutopilot",
+    "SYSTEM_TIME_DELAY",
     "LogReference",
     "find_log_reference",
     "ReplayTransform",

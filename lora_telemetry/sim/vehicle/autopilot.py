@@ -11,12 +11,15 @@ Time is the simulation time, passed in; the packets are bytes for the simulator 
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections import Counter
 from typing import Any, Mapping
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from lora_telemetry.core.errors import ConfigError
+from lora_telemetry.core.latency import Latency
 from lora_telemetry.mavlink.state import MAV_COMP_ID_AUTOPILOT1
 from lora_telemetry.mavlink.streams import (
     DATA_STREAM_OF_MESSAGE,
@@ -27,7 +30,14 @@ from lora_telemetry.mavlink.streams import (
 from lora_telemetry.sim.vehicle.encoding import ENCODERS, MESSAGE_NAME_OF_ID
 from lora_telemetry.sim.vehicle.trajectories import SyntheticVehicle, VehicleTruth
 
-__all__ = ["DEFAULT_SIM_RATES_HZ", "SimulatedAutopilot"]
+__all__ = ["DEFAULT_SIM_RATES_HZ", "SYSTEM_TIME_DELAY", "SimulatedAutopilot"]
+
+#: How old a flight controller's SYSTEM_TIME is when the autopilot hands it to its port: it
+#: is stamped in one task and written at some point of the scheduler's 400 Hz loop
+#: (ArduCopter's main loop: 0-2.5 ms). The simulator's links are UDP, as SITL's; a serial
+#: link adds the message's own serial time, which the drone knows from the baud and takes off
+#: (drone/tdma.system_time_transit_s). docs/timing.md.
+SYSTEM_TIME_DELAY = Latency(0.00125, 0.00125)
 
 MAV_CMD_REQUEST_MESSAGE = 512
 MAV_RESULT_DENIED = 2
@@ -60,6 +70,8 @@ class SimulatedAutopilot:
         *,
         set_message_interval: str = "accept",
         mavlink1: bool = False,
+        system_time_delay: Latency | None = None,
+        seed: int | None = None,
     ) -> None:
         if set_message_interval not in ("accept", "unsupported", "ignore"):
             raise ConfigError(f"set_message_interval mode {set_message_interval!r} is unknown")
@@ -76,6 +88,9 @@ class SimulatedAutopilot:
         self.rates: dict[str, float] = dict(self.default_rates)
         self._next: dict[str, float] = {}
         self.counters: Counter[str] = Counter()
+        #: SYSTEM_TIME is stamped this much before it is handed over (None: at once)
+        self.system_time_delay = system_time_delay
+        self._rng = random.Random(seed)
 
     def _pack(self, msg: Any) -> bytes:
         buf = msg.pack(self.mav, force_mavlink1=self.mavlink1)
@@ -98,7 +113,11 @@ class SimulatedAutopilot:
                 continue
             self._next[name] = nxt + period if t - nxt < period else t + period
             truth = truth or self.vehicle.state_at(t)
-            out.append(self._pack(ENCODERS[name](self.mav, truth)))
+            sent = truth
+            if name == "SYSTEM_TIME" and self.system_time_delay is not None:
+                delay = self.system_time_delay.draw(self._rng)
+                sent = dataclasses.replace(truth, time_unix_s=truth.time_unix_s - delay)
+            out.append(self._pack(ENCODERS[name](self.mav, sent)))
         return out
 
     def handle(self, msg: Any, t: float) -> list[bytes]:
