@@ -30,7 +30,9 @@ cycle paces every frame and the policy only adds up to one frame time of jitter 
 so the analytic curves are approximate there; the benchmark prints a note.)
 
 Usage: ``python bench/bench_swarm.py [--period S] [--max-uavs N] [--minutes M] [--seed K]
-[--geometry equal|formation|both] [--min-delivery F]``. Writes ``bench/results/swarm.json``:
+[--geometry equal|formation|both] [--min-delivery F]``. Writes ``bench/results/swarm.json``
+(with ``--access aloha --access tdma``: the ALOHA/TDMA comparison of :mod:`bench.swarm_access`
+instead, into ``bench/results/swarm_access.json``; this study is unchanged without it):
 
 * ``settings``: the radio, access and run parameters above (``airtime_s``, ``period_s``,
   ``effective_period_s``, ``duty_cycle``, ``offer_interval_s``, ``jitter_fraction``,
@@ -269,6 +271,23 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a float") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = _positive(float)(text)
     if value > 1:
@@ -282,15 +301,50 @@ def main(argv: list[str] | None = None) -> int:
                     help="target update period per UAV (default 2.0 s)")
     ap.add_argument("--max-uavs", type=_positive(int), default=20, metavar="N",
                     help="simulate N = 1..this many UAVs (default 20)")
-    ap.add_argument("--minutes", type=_positive(float), default=30.0, metavar="M",
-                    help="simulated minutes per swarm size (default 30)")
+    ap.add_argument("--minutes", type=_positive(float), default=None, metavar="M",
+                    help="simulated minutes per swarm size (default 30; with --access: "
+                         "measured minutes per swarm size and access, default 30)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--geometry", choices=(*GEOMETRIES, "both"), default="both")
-    ap.add_argument("--min-delivery", type=_fraction, default=0.5, metavar="F",
-                    help="mark the largest N keeping delivery >= F (default 0.5)")
+    ap.add_argument("--geometry", choices=(*GEOMETRIES, "both"), default=None,
+                    help="ALOHA study only (default both); --access flies 'equal'")
+    ap.add_argument("--min-delivery", type=_fraction, default=None, metavar="F",
+                    help="mark the largest N keeping delivery >= F (default 0.5; ALOHA study "
+                         "only)")
+    access = ap.add_argument_group(
+        "access comparison", "--access (repeatable) flies ALOHA and/or GPS-time TDMA side by "
+        "side and writes bench/results/swarm_access.json instead (bench/swarm_access.py)")
+    access.add_argument("--access", action="append", choices=("aloha", "tdma"),
+                        help="compare this access method (give it twice for both)")
+    access.add_argument("--warmup-s", type=_non_negative, default=None, metavar="S",
+                        help="simulated seconds before the measured window (default 10: the "
+                             "TimeKeeper's start-up)")
+    access.add_argument("--guard-ms", type=_positive(float), default=None, metavar="MS",
+                        help="TDMA guard on each side of a frame (default 5)")
+    access.add_argument("--lead-error-ms", type=_finite, default=None, metavar="MS",
+                        help="the modules of every other UAV (slots 1, 3 ...) are this much "
+                             "slower than their timing model (a wrong lead; negative control, "
+                             "default 0)")
+    access.add_argument("--radios", choices=("rn2483", "ebyte", "mix"), default=None,
+                        help="drone modules at their default baud (default rn2483; mix: the "
+                             "demo's families in turn)")
     args = ap.parse_args(argv)
     if args.max_uavs > 200:
         ap.error("--max-uavs: choose 1..200")
+    if args.access:
+        if args.geometry is not None or args.min_delivery is not None:
+            ap.error("--geometry and --min-delivery belong to the ALOHA study, not --access")
+        from bench import swarm_access  # imported here: it imports this module's constants
+        return swarm_access.run(args, ap)
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("warmup_s", "guard_ms", "lead_error_ms", "radios") if getattr(args, name) is not None]
+    if given:
+        ap.error(f"{', '.join(given)}: only with --access")
+    if args.minutes is None:
+        args.minutes = 30.0
+    if args.geometry is None:
+        args.geometry = "both"
+    if args.min_delivery is None:
+        args.min_delivery = 0.5
 
     airtime = PHY.time_on_air(FRAME_BYTES)
     ledger = DutyCycleLedger()
