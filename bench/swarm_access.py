@@ -361,6 +361,7 @@ def simulate(n: int, access: str, opts: Options) -> dict[str, Any]:
                 gateway.skip_beacon(m, "duty_cycle")
             else:
                 medium.start_tx(GATEWAY, gateway.beacon(m), PHY, TX_POWER_DBM, t)
+                gateway.sent(m)
                 medium.set_listening(GATEWAY, PHY, t)  # back to RX when the beacon ends
                 gateway_ledger.record(FREQUENCY_HZ, t, beacon_airtime)
             push_beacon(t)

@@ -15,7 +15,7 @@ import lora_telemetry
 from lora_telemetry.core.errors import ConfigError
 
 NAMES = ("codec", "rate", "swarm", "latency", "gateway", "throughput", "sx1276", "state",
-         "module_timing", "fuzz")
+         "module_timing", "tdma_capacity", "fuzz")
 #: What "all" runs: the fuzz campaign (up to 10 min per target) is its own command, make fuzz.
 ALL = tuple(n for n in NAMES if n != "fuzz")
 

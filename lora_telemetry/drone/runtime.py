@@ -211,7 +211,7 @@ class DroneRuntime:
 
     def _freshest(self, now: float) -> tuple[int, tcodec.TelemetrySample] | None:
         """TDMA: the newest vehicle state, carried forward to the planned frame's GPS start
-        (its sample time, on the codec's time grid), with its superframe; None if the newest
+        (its sample time: the codec's first 20 ms grid point in its time on air), with its superframe; None if the newest
         state is too old."""
         assert self.tdma is not None
         plan = self.tdma.planned_frame_gps()
@@ -222,9 +222,10 @@ class DroneRuntime:
         newest = self.vehicle.sample(now, clock_offset_s=offset)
         if newest is None or self.tdma.gps_now(now) - newest.time_unix_s > self.config.max_sample_age_s:
             return None
-        # The codec sends time on a 20 ms grid: carry the state to the grid point nearest the
-        # frame's start, so the position is the one at the time the ground will read.
-        at = round(start / tcodec.TIME_STEP_S) * tcodec.TIME_STEP_S
+        # The codec sends time on a 20 ms grid: carry the state to the first grid point at or
+        # after the frame's first symbol (inside its 66.8 ms on the air), so the position is
+        # the one at the time the ground will read, and that time is when the frame flies.
+        at = math.ceil(start / tcodec.TIME_STEP_S - 1e-9) * tcodec.TIME_STEP_S
         carried = self.vehicle.sample(now, at_time=at, clock_offset_s=offset)
         return (superframe, carried) if carried is not None else None
 
