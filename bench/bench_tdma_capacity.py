@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.guard_ms) and 0 < args.guard_ms < 100):
         ap.error("--guard-ms: choose a number of milliseconds in (0, 100)")
     table = rows(args.guard_ms / 1000)
-    print(f"| band | SF | uplink / beacon airtime | " + " | ".join(f"{p:g} s" for p in PERIODS_S) + " |")
+    print("| band | SF | uplink / beacon airtime | " + " | ".join(f"{p:g} s" for p in PERIODS_S) + " |")
     print("|---|---|---|" + "---|" * len(PERIODS_S))
     for band, _, _ in BANDS:
         for sf in SFS:

@@ -52,8 +52,9 @@ Every modelled error source, and where its figure comes from:
   of the whole swarm would keep the frames apart and prove nothing). It is the negative
   control of test/test_bench_swarm_access.py, as is ``--guard-ms`` near zero.
 * **Vehicle states** every 0.1 s per UAV (its own phase). Under TDMA the state sent is carried
-  to the slot time (``DroneRuntime._freshest``: sample time = the planned GPS frame start), so
-  its age at the ground is reception end - planned start = airtime + the timing error. Under
+  to its time on air (``DroneRuntime._freshest``: sample time = ``core/tdma.sample_time_for``
+  the planned GPS frame start, the codec's first 20 ms grid point at or after it), so its age
+  at the ground is reception end - that time = airtime + the timing error - 0..20 ms. Under
   ALOHA the state sent is the newest 0.1 s tick before the command (newest wins), age =
   reception end - that tick.
 * **Not modelled**: propagation (1.7 us over 500 m), the gateway's own clock and beacon latency
@@ -119,6 +120,7 @@ from lora_telemetry.core.tdma import (
     max_swarm,
     min_period,
     plan_schedule,
+    sample_time_for,
 )
 from lora_telemetry.core.tdma_gateway import GatewaySchedule
 from lora_telemetry.drone.tdma import HOST_ALLOWANCE_S, TdmaAccess
@@ -398,7 +400,7 @@ def simulate(n: int, access: str, opts: Options) -> dict[str, Any]:
         if u.access is not None:
             last_plan = u.access.planned_frame_gps()
             assert last_plan is not None
-            sample_time = last_plan[1]  # the state carried to the planned GPS frame start
+            sample_time = sample_time_for(last_plan[1])  # as DroneRuntime._freshest carries it
         else:
             sample_time = u.tick_time(item)  # the newest tick (newest wins)
         assert u.family.timing is not None

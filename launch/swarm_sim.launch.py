@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from lora_telemetry.sim.swarm import SwarmOptions, plan_swarm, radio_mixes
+from lora_telemetry.sim.swarm import DEFAULT_PERIOD_S, SwarmOptions, plan_swarm, radio_mixes
 
 # Processes of one kind start together, a little after the kind they depend on (the drone and
 # ground nodes also retry their radios, so the delays only avoid noisy first attempts).
@@ -29,8 +29,8 @@ def _plan(context):
 
     logs = tuple(x for x in arg("log").split(",") if x)
     options = SwarmOptions(uavs=int(arg("uavs")), radios=arg("radios"), logs=logs,
-                           update_period_s=float(arg("period")), seed=int(arg("seed")),
-                           pattern=arg("pattern"))
+                           update_period_s=float(arg("period") or DEFAULT_PERIOD_S[arg("access")]),
+                           seed=int(arg("seed")), pattern=arg("pattern"), access=arg("access"))
     run_dir = arg("run_dir") or tempfile.mkdtemp(prefix="lora_sim_launch_")
     plan = plan_swarm(options, run_dir)
     actions = []
@@ -57,8 +57,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="comma-separated .tlog files to replay (default: synthetic)"),
         DeclareLaunchArgument("pattern", default_value="formation",
                               description="synthetic pattern: formation | circle | lawnmower"),
-        DeclareLaunchArgument("period", default_value="2.0", description="update period per UAV, s"),
+        DeclareLaunchArgument("period", default_value="",
+                              description="update period per UAV (TDMA: the superframe), s; "
+                                          "default 1 under tdma, 2 under aloha"),
         DeclareLaunchArgument("seed", default_value="1", description="radio medium seed"),
+        DeclareLaunchArgument("access", default_value="tdma",
+                              description="tdma (GPS-time slots in superframes of period) | aloha"),
         DeclareLaunchArgument("run_dir", default_value="",
                               description="where keys and parameter files go (default: temporary)"),
         OpaqueFunction(function=_plan),

@@ -239,7 +239,7 @@ def test_slot_1_does_not_listen_when_the_module_reports_too_slowly(tmp_path) -> 
     run(world, rt, 15)
     assert access.misses["beacons_not_listened"] >= 5
     # It still sends in every superframe, on GPS time, once that time is good to 2 ms
-    # (TimeKeeper.max_uncertainty_s: about 5 s of SYSTEM_TIME at 4 Hz with 8 ms of jitter).
+    # (TimeKeeper.max_uncertainty_s: 5-8 s of SYSTEM_TIME at 4 Hz with 0-8 ms of delay).
     superframes = [access.schedule.superframe_of(t) for t in radio.air]
-    assert len(superframes) >= 10
+    assert len(superframes) >= 6
     assert superframes == list(range(superframes[0], superframes[0] + len(superframes)))

@@ -16,9 +16,10 @@ def record(rssi: float, sent: int = 100, got: int = 80):
     fcnts = range(sent)
     return SimpleNamespace(
         sent={f: 10.0 + f for f in fcnts},
-        received={f: SimpleNamespace(latency_s=0.1, lat=0, lon=0, alt_amsl=0, sample_time=0)
+        received={f: SimpleNamespace(latency_s=0.1, lat=0, lon=0, alt_amsl=0,
+                                     sample_time=10.0 + f, rx_time=10.1 + f)
                   for f in list(fcnts)[:got]},
-        link=SimpleNamespace(mean_rssi_dbm=rssi), latest=None)
+        link=SimpleNamespace(mean_rssi_dbm=rssi, tdma_slot=0), latest=None)
 
 
 def test_capture_model_for_a_mixed_power_swarm() -> None:
@@ -64,3 +65,12 @@ def test_a_full_window_is_not_empty() -> None:
     s = summarize(records, radios={}, window=(0, 1e9), period_s=P, airtime_s=T, truth=None,
                   duration_s=300)
     assert s["measurement_window_empty"] is False and s["measurement_window_s"] == 1e9
+
+
+def test_state_age_is_arrival_minus_sample_time_and_the_worst_uav_is_named() -> None:
+    records = {"uav1": record(-100.0, sent=10, got=10), "uav2": record(-100.0, sent=10, got=5)}
+    s = summarize(records, radios={}, window=(0, 100), period_s=P, airtime_s=T, truth=None,
+                  duration_s=100, access="tdma")
+    assert s["access"] == "tdma"
+    assert s["state_age_p95_s"] == pytest.approx(0.1)
+    assert s["updates_per_s_min"] == pytest.approx(5 / 100)

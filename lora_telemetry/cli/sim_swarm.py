@@ -28,7 +28,7 @@ from lora_telemetry.node_config import ACCESS_MODES
 from lora_telemetry.persist import atomic_write_json
 from lora_telemetry.sim.processes import ProcessError, ProcessGroup
 from lora_telemetry.sim.swarm import (
-    LORAWAN_MODES, SwarmOptions, plan_swarm, radio_mixes, ros_env, start_swarm,
+    DEFAULT_PERIOD_S, LORAWAN_MODES, SwarmOptions, plan_swarm, radio_mixes, ros_env, start_swarm,
 )
 
 #: Frames sent in the last seconds of a run may still be on their way: they do not count.
@@ -56,16 +56,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", action="append", default=[], metavar="TLOG",
                    help="replay this flight log instead of synthetic vehicles (repeatable)")
     p.add_argument("--pattern", choices=("formation", "circle", "lawnmower"), default="formation")
-    p.add_argument("--period", type=float, default=2.0, help="target update period per UAV, s")
+    p.add_argument("--period", type=float, default=None,
+                   help="update period per UAV (TDMA: the superframe), s (default: 1 under "
+                        "TDMA, 2 under ALOHA, README)")
     p.add_argument("--sf", type=int, default=7, help="spreading factor (default 7)")
     p.add_argument("--seed", type=int, default=1, help="radio medium seed")
     p.add_argument("--speed", type=float, default=1.0, help="vehicle simulation time factor")
     p.add_argument("--lorawan-mode", choices=LORAWAN_MODES, default="raw",
                    help="LoRaWAN framing: ours over the module's raw radio (raw, default), or "
                         "the module's own stack where it has one (module)")
-    p.add_argument("--access", choices=ACCESS_MODES, default="aloha",
-                   help="medium access: aloha (default) or tdma (GPS-time slots, one per UAV, "
-                        "in superframes of --period, with the ground's beacon)")
+    p.add_argument("--access", choices=ACCESS_MODES, default="tdma",
+                   help="medium access: tdma (default: GPS-time slots, one per UAV, in "
+                        "superframes of --period, with the ground's beacon) or aloha")
     p.add_argument("--run-dir", metavar="DIR",
                    help="keep keys, parameters and logs here (default: a temporary directory)")
     p.add_argument("--warmup", type=float, default=8.0,
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.duration < 0 or (args.duration and args.duration <= args.warmup):
         raise ConfigError("--duration must be longer than --warmup (default 8 s)")
     options = SwarmOptions(uavs=args.uavs, radios=args.radios, logs=tuple(args.log),
-                           pattern=args.pattern, update_period_s=args.period,
+                           pattern=args.pattern,
+                           update_period_s=args.period or DEFAULT_PERIOD_S[args.access],
                            spreading_factor=args.sf, seed=args.seed, speed=args.speed,
                            lorawan_mode=args.lorawan_mode, access=args.access)
     keep = args.run_dir is not None
@@ -157,8 +160,7 @@ def _watch(args: argparse.Namespace, plan, group: ProcessGroup, stop: threading.
         summary = report.summarize(
             records, radios=radios, window=(measure_from, ended - CLOSING_MARGIN_S),
             period_s=plan.options.update_period_s, airtime_s=airtime,
-            truth=_truth_fn(plan), duration_s=ended - started)
-        summary["access"] = plan.options.access
+            truth=_truth_fn(plan), duration_s=ended - started, access=plan.options.access)
         summary["failed_processes"] = failed
         if args.summary_json:
             atomic_write_json(args.summary_json, summary, mode=0o644)

@@ -126,6 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     syn.add_argument("--system-time-delay", action="store_true",
                      help="stamp SYSTEM_TIME as a flight controller hands it over: 0-2.5 ms "
                           "old (its 400 Hz scheduler loop)")
+    parser.add_argument("--system-time-now", action="store_true",
+                        help="replay: SYSTEM_TIME says the time it is sent, not the logged "
+                             "time (what a flight controller's GPS says; needed for TDMA)")
     parser.add_argument("--truth-json", metavar="PATH",
                         help="write every vehicle's true state here (atomically)")
     parser.add_argument("--truth-interval", type=_positive, default=0.5, metavar="S")
@@ -180,6 +183,7 @@ def build(args: argparse.Namespace) -> VehicleSimulator:
                 shift_north_m=args.shift_north_m,
                 origin=args.origin,
                 keep_other_systems=args.keep_other_systems,
+                gps_clock=time.time if args.system_time_now else None,
             )
             for i in range(args.count)
         ]

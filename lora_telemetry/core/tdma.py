@@ -226,6 +226,15 @@ def plan_schedule(period_s: float, slots: Mapping[str, int], *, beacon_airtime_s
                         notes=tuple(notes))
 
 
+def sample_time_for(frame_start_s: float) -> float:
+    """The time a TDMA frame's state is carried to: the telemetry codec's first 20 ms grid
+    point at or after the frame's first symbol, so it lies inside the frame's time on air
+    and the codec sends it exactly (core/codec.py TIME_STEP_S)."""
+    from lora_telemetry.core.codec import TIME_STEP_S
+
+    return math.ceil(frame_start_s / TIME_STEP_S - 1e-9) * TIME_STEP_S
+
+
 class TdmaPolicy(AccessPolicy):
     """A UAV's own slot as an `AccessPolicy`: see the module docstring."""
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -70,9 +71,10 @@ class LeastDelayFilter:
       ``recent_s`` (the least delayed), carried to the time asked for along the slope.
     * **Uncertainty**: the delay still in that sample, bounded by four times the spread of the
       recent detrended samples over their number plus one (that many delays spread that wide
-      leave more only with a probability of about e^-4; at least ``floor_s``), plus two
-      standard errors of the slope
-      over the time since that sample, plus the worst drift since the newest sample.
+      leave more only with a probability of about e^-4; at least ``floor_s``); the spread is
+      taken as twice the median delay, so a few samples held up by a busy host do not count;
+      plus two standard errors of the slope over the time since that sample, plus the worst
+      drift since the newest sample.
     """
 
     def __init__(self, window_s: float = 60.0, bucket_s: float = 1.0, recent_s: float = 10.0,
@@ -125,7 +127,10 @@ class LeastDelayFilter:
         detrended = [o - slope * (t - host_now) for t, o in recent]
         best = max(range(len(recent)), key=detrended.__getitem__)
         offset = detrended[best]
-        spread = offset - min(detrended)
+        # How widely the delays spread, from their median (twice the median delay is the
+        # spread of uniform delays): one sample delayed by a busy host must not make the
+        # estimate look poor, as the min would (the envelope itself is not moved by it).
+        spread = 2 * (offset - statistics.median(detrended))
         age = max(0.0, host_now - self.last_sample_at)
         # Delay left in the best sample, plus what the slope's error does between that sample
         # and now, plus the worst drift since the newest sample. Too few samples to tell a

@@ -26,6 +26,7 @@ from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core import saturation
 from lora_telemetry.core.access import AccessPolicy, AlohaPolicy, UplinkScheduler
 from lora_telemetry.core.dutycycle import DutyCycleLedger
+from lora_telemetry.core.tdma import sample_time_for
 from lora_telemetry.core.errors import LoraTelemetryError
 from lora_telemetry.drone.config import DroneConfig
 from lora_telemetry.drone.tdma import TdmaAccess
@@ -222,10 +223,9 @@ class DroneRuntime:
         newest = self.vehicle.sample(now, clock_offset_s=offset)
         if newest is None or self.tdma.gps_now(now) - newest.time_unix_s > self.config.max_sample_age_s:
             return None
-        # The codec sends time on a 20 ms grid: carry the state to the first grid point at or
-        # after the frame's first symbol (inside its 66.8 ms on the air), so the position is
-        # the one at the time the ground will read, and that time is when the frame flies.
-        at = math.ceil(start / tcodec.TIME_STEP_S - 1e-9) * tcodec.TIME_STEP_S
+        # The codec sends time on a 20 ms grid: carry the state to the first grid point in
+        # the frame's time on air, so the position is the one at the time the ground reads.
+        at = sample_time_for(start)
         carried = self.vehicle.sample(now, at_time=at, clock_offset_s=offset)
         return (superframe, carried) if carried is not None else None
 

@@ -68,6 +68,8 @@ def radio_mixes() -> tuple[str, ...]:
 
 LORAWAN_MODES = ("raw", "module")
 DEFAULT_ORIGIN = (47.3977, 8.5456, 488.0)  # the vehicle simulator's default field
+#: The demo's update period per access (README: "Default update rate", "Coordinated access").
+DEFAULT_PERIOD_S = {"tdma": 1.0, "aloha": 2.0}
 DEVADDR_BASE = 0x260B0000  # TTN-style NetID-0x13 prefix; any free block works
 
 
@@ -104,6 +106,10 @@ class SwarmOptions:
                 raise ConfigError(f"--log {log}: no such file")
         if self.lorawan_mode not in LORAWAN_MODES:
             raise ConfigError(f"--lorawan-mode must be one of {', '.join(LORAWAN_MODES)}")
+        if self.access == "tdma" and self.lorawan_mode == "module":
+            raise ConfigError("--lorawan-mode module needs --access aloha: the module's own "
+                              "LoRaWAN stack opens receive windows 1 and 2 s after each uplink, "
+                              "longer than a TDMA superframe")
 
     def radio_of(self, index: int) -> str:
         if self.radios == "mix":
@@ -227,6 +233,7 @@ def plan_swarm(options: SwarmOptions, run_dir: str | os.PathLike[str]) -> SwarmP
                                        str(options.speed), "--loop", "--medium", medium,
                                        "--medium-node", name,
                                        "--out", f"udpout:127.0.0.1:{plan.mavlink_ports[i]}",
+                                       *(["--system-time-now"] if tdma else []),
                                        "--truth-json", str(run / f"truth-{name}.json")),
                 kind="vehicle"))
     else:

@@ -63,7 +63,7 @@ def render_table(rows: list[list[str]], title: str) -> str:
 
 def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: tuple[float, float],
               period_s: float, airtime_s: float, truth: TruthFn | None,
-              duration_s: float) -> dict[str, Any]:
+              duration_s: float, access: str = "aloha") -> dict[str, Any]:
     """Per-UAV results over the frames sent inside `window` (start, end).
 
     A window that ends before it starts (a run that stopped, or whose processes died, before
@@ -96,6 +96,12 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
             "updates_per_s": round(len(got) / (t1 - t0), 4) if t1 > t0 else None,
             "state_age_p95_s": round(percentile(ages, 95), 4) if ages else None,
         }
+        link = rec.link
+        if link is not None and link.tdma_slot:  # the ground's view of this UAV's slot timing
+            entry.update(tdma_slot=int(link.tdma_slot),
+                         slot_error_mean_ms=_finite_or_none(link.slot_error_mean_ms),
+                         slot_error_p95_ms=_finite_or_none(link.slot_error_p95_ms),
+                         frames_outside_slot=int(link.frames_outside_slot))
         if truth is not None:
             h_err = v_err = 0.0
             ok = bool(got)
@@ -119,6 +125,7 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
     with_capture = _aloha_with_capture(records, per_uav, airtime_s, period_s)
     overall = tot_got / tot_sent if tot_sent else None
     return {
+        "access": access,
         "uavs": n,
         "duration_s": round(duration_s, 1),
         "measurement_window_s": round(t1 - t0, 1),
@@ -147,6 +154,10 @@ def summarize(records: Mapping[str, Any], *, radios: Mapping[str, str], window: 
         "state_age_p95_s": round(percentile(all_ages, 95), 4) if all_ages else None,
         "per_uav": per_uav,
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return round(float(value), 3) if math.isfinite(value) else None
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -22,7 +22,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
@@ -186,7 +186,10 @@ class ReplayTransform:
     position on (then the shift is applied about it; with an altitude, AMSL altitudes move by
     the difference). ``keep_other_systems``: pass other systems' packets through unchanged.
     Positions at lat = lon = 0 ("no fix") are never moved; a reference without a position
-    (a log that never has a fix) moves no position at all.
+    (a log that never has a fix) moves no position at all. ``gps_clock``: SYSTEM_TIME's
+    ``time_unix_usec`` becomes this clock's time when the record goes out, as a flight
+    controller's GPS says now, not when the log was flown (TDMA slots follow it); None keeps
+    the logged time.
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class ReplayTransform:
         shift_north_m: float = 0.0,
         origin: Sequence[float] | None = None,
         keep_other_systems: bool = False,
+        gps_clock: Callable[[], float] | None = None,
     ) -> None:
         if sysid is not None and not (isinstance(sysid, int) and 1 <= sysid <= 255):
             raise ConfigError(f"--sysid must be in 1..255, got {sysid!r}")
@@ -208,6 +212,7 @@ class ReplayTransform:
         self.sysid = sysid
         self.shift = (float(shift_east_m), float(shift_north_m))
         self.keep_other_systems = keep_other_systems
+        self.gps_clock = gps_clock
         self._ref_proj: LocalProjection | None = None
         if reference.lat_deg is not None and reference.lon_deg is not None:
             self._ref_proj = LocalProjection(reference.lat_deg, reference.lon_deg)
@@ -269,7 +274,8 @@ class ReplayTransform:
                 self.counters["unknown_dropped"] += 1
                 return None
             return bytes(msg.get_msgbuf())
-        if not self._moves and not readdress:
+        retime = self.gps_clock is not None and mtype == "SYSTEM_TIME"
+        if not self._moves and not readdress and not retime:
             self._note_position(msg, mtype)
             return bytes(msg.get_msgbuf())
         # Work on a copy: the same record goes through every transform of a multi-copy replay.
@@ -279,6 +285,10 @@ class ReplayTransform:
             self.counters["repack_failed"] += 1
             return None
         moved = self._moves and self._move(work, mtype)
+        if retime:
+            assert self.gps_clock is not None
+            work.time_unix_usec = int(self.gps_clock() * 1e6)
+            moved = True
         self._note_position(work, mtype)
         if not moved and not readdress:
             return bytes(msg.get_msgbuf())
