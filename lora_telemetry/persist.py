@@ -272,6 +272,29 @@ class GroundCounterStore:
         if changed:
             self._write()
 
+    def reserve_fcnt_down(self, devaddr: int, session: str) -> int:
+        """Reserve the next FCntDown of a device durably and return it.
+
+        ``fcnt_down_next`` is advanced and written (atomic, fsync'd) *before* the counter is
+        returned, so a frame built with it may go on the air: after a restart, a crash or a
+        power cut the ground continues above it and never reuses a downlink counter with the
+        same keys (LoRaWAN 1.0 section 4.3.1.5: the end-device follows the counter only if it
+        has incremented). A new session (other keys) starts at 0. Raises StateFileError when
+        the counter cannot be stored (nothing may be sent then; the counter stays skipped in
+        memory, never reused) or is exhausted (2**32 frames).
+        """
+        old = self._devices.get(devaddr)
+        if old is not None and old.session == session:
+            value, up = old.fcnt_down_next, old.fcnt_up
+        else:
+            value, up = 0, None
+        if value > _U32_MAX:
+            raise StateFileError(
+                f"FCntDown of {devaddr:08X} exhausted (2^32 frames): new session keys needed")
+        self._devices[devaddr] = DeviceCounters(session, up, value + 1)
+        self._write()
+        return value
+
     def _write(self) -> None:
         body = {"format": self.FORMAT,
                 "devices": {f"{a:08X}": c.to_json() for a, c in sorted(self._devices.items())}}
@@ -284,3 +307,54 @@ class GroundCounterStore:
 
 def _is_u32(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _U32_MAX
+
+
+
+class DownlinkCounterStore:
+    """The drone's last accepted FCntDown, durable across restarts (one small JSON file).
+
+    ``{"devaddr": "26011CA2", "session": "9f2c...", "last_fcnt_down": 17}``. The command
+    verifier (``core.command.DownlinkVerifier``) calls :meth:`record` after a downlink's MIC
+    verified and before the command is acted on (check, then accept), so a recorded command
+    frame stays a replay after a restart. Another DevAddr or session starts over (None).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], devaddr: str, *,
+                 session: str | None = None) -> None:
+        self.path = Path(path)
+        self.devaddr = devaddr.upper()
+        self.session = session
+        self.writes = 0
+        try:
+            data = read_json(self.path)
+        except FileNotFoundError:
+            data = {"devaddr": self.devaddr, "last_fcnt_down": None}
+        if not isinstance(data, dict) or not isinstance(data.get("devaddr"), str) \
+                or not (data.get("last_fcnt_down") is None or _is_u32(data["last_fcnt_down"])):
+            raise StateFileError(f"{self.path}: not a downlink-counter state file")
+        last = data.get("last_fcnt_down")
+        if data["devaddr"].upper() != self.devaddr or (
+                session is not None and data.get("session", session) != session):
+            last = None  # new session: the ground's FCntDown restarts at 0 too
+        self._last: int | None = last
+
+    @property
+    def last_fcnt32(self) -> int | None:
+        """The last accepted 32-bit FCntDown of this session (None before the first)."""
+        return self._last
+
+    def record(self, fcnt32: int) -> None:
+        """Durably store an accepted FCntDown; it never goes back."""
+        if not _is_u32(fcnt32):
+            raise StateFileError(f"FCntDown {fcnt32!r} is not a 32-bit counter")
+        if self._last is not None and fcnt32 <= self._last:
+            raise StateFileError(f"FCntDown {fcnt32} does not advance {self._last}")
+        state: dict[str, Any] = {"devaddr": self.devaddr, "last_fcnt_down": fcnt32}
+        if self.session is not None:
+            state["session"] = self.session
+        try:
+            atomic_write_json(self.path, state)
+        except OSError as exc:
+            raise StateFileError(f"cannot write downlink-counter file {self.path}: {exc}") from None
+        self._last = fcnt32
+        self.writes += 1
