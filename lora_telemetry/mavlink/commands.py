@@ -339,7 +339,8 @@ class CommandExchange:
             self._deadline = now + self.in_progress_timeout_s
             return None
         outcome = Outcome.ACCEPTED if msg.result == MAV_RESULT_ACCEPTED else Outcome.REFUSED
-        return self._finish(outcome, int(msg.result), now - self._first_sent)  # type: ignore[operator]
+        assert self._first_sent is not None
+        return self._finish(outcome, int(msg.result), now - self._first_sent)
 
     def _finish(self, outcome: Outcome, result: int | None, rtt: float | None) -> CommandResult:
         self.state = ExchangeState.DONE
