@@ -164,3 +164,17 @@ def test_no_command_leaves_the_mission_unchanged() -> None:
     w.command_mode(500.0, "LOITER")  # long after it landed: stays down, earlier times unchanged
     for t in (0.0, 5.0, 30.0, 150.0, 200.0, 400.0, 499.9):
         assert v.state_at(t) == w.state_at(t)
+
+
+def test_a_lost_command_is_retransmitted_and_the_simulator_accepts_it() -> None:
+    (ap,) = swarm(1)
+    cmd = autopilot_command(VehicleFamily.ARDUCOPTER, "SET_MODE", "brake")
+    ex = CommandExchange(cmd, 1, 1, own_system=1, own_component=191)
+    ex.start(40.0)  # lost on the way
+    assert ex.due(40.5) == []
+    (again,) = send(ex.due(41.0))
+    assert again.confirmation == 1
+    (ack,) = wire(ap.handle(again, 41.0))
+    result = ex.on_message(ack, 41.05)
+    assert result.accepted and result.tries == 2 and result.rtt_s == pytest.approx(1.05)
+    assert heartbeat(ap, 42.0).custom_mode == 17  # BRAKE
