@@ -3,6 +3,8 @@
 ``link`` (MavlinkLink: poll, heartbeat, stats) drives the others: ``urls`` (connection
 strings), ``transport`` (opening, writing and reconnecting connections), ``tlog`` (robust log
 reading), ``streams`` (stream-rate requests, sans-I/O) and ``state`` (the vehicle state).
+``commands`` (flight commands per autopilot family and their COMMAND_ACK exchange, sans-I/O)
+is driven by the drone node.
 """
 
 # Installed by colcon as per-file symlinks: also look in the source directory, so modules

@@ -7,17 +7,32 @@ MAV_CMD_SET_MESSAGE_INTERVAL (COMMAND_ACK) and REQUEST_DATA_STREAM (ArduPilot's 
 no ACK) as the firmware does, plus MAV_CMD_REQUEST_MESSAGE. It answers with the stream groups
 and command numbers of :mod:`lora_telemetry.mavlink.streams`, the ones the link asks with.
 Time is the simulation time, passed in; the packets are bytes for the simulator to write.
+
+Flight commands (issue 14), answered as ArduCopter 4.x does (GCS_MAVLINK_Copter and
+GCS_MAVLINK::_set_mode_common): MAV_CMD_NAV_RETURN_TO_LAUNCH (20) and MAV_CMD_NAV_LAND (21)
+switch to RTL / LAND; MAV_CMD_DO_SET_MODE (176) takes param1 = base mode, which must carry
+MAV_MODE_FLAG_CUSTOM_MODE_ENABLED (else DENIED, "invalid parameters"), and param2 = the
+custom mode. The SET_MODE message does the same and ArduPilot answers it with a COMMAND_ACK
+whose ``command`` is the message id, 11 (its own comment calls that "extraordinarily
+improper"); so does this simulator. A mode change ArduCopter refuses (no such mode number:
+``set_mode`` fails) is MAV_RESULT_FAILED, the code ArduCopter sends; so is a real ArduCopter
+mode this simulation does not fly (STABILIZE, ACRO, AUTO again, ...), a documented limit of
+the simulator. A vehicle disarmed on the ground accepts RTL/LAND/any mode and stays there, as
+ArduCopter does (it switches modes freely while disarmed); see
+:meth:`SyntheticVehicle.command_mode`. Only the addressed system (or a broadcast, 0) acts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import Counter
 from typing import Any, Mapping
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
+from lora_telemetry.core.codec import FLIGHT_MODES, VehicleFamily
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.latency import Latency
 from lora_telemetry.mavlink.state import MAV_COMP_ID_AUTOPILOT1
@@ -40,7 +55,13 @@ __all__ = ["DEFAULT_SIM_RATES_HZ", "SYSTEM_TIME_DELAY", "SimulatedAutopilot"]
 SYSTEM_TIME_DELAY = Latency(0.00125, 0.00125)
 
 MAV_CMD_REQUEST_MESSAGE = 512
+MAV_CMD_NAV_RETURN_TO_LAUNCH = 20
+MAV_CMD_NAV_LAND = 21
+MAV_CMD_DO_SET_MODE = 176
+MAV_MODE_FLAG_CUSTOM_MODE_ENABLED = 1
+MAVLINK_MSG_ID_SET_MODE = 11
 MAV_RESULT_DENIED = 2
+MAV_RESULT_FAILED = 4
 
 #: What an ArduCopter telemetry port streams before anyone asks (Hz): roughly SRx_* = 2 with
 #: SYSTEM_TIME and BATTERY_STATUS (stream EXTRA3) at 1 Hz. HEARTBEAT is always 1 Hz.
@@ -123,6 +144,12 @@ class SimulatedAutopilot:
     def handle(self, msg: Any, t: float) -> list[bytes]:
         """Answer a message addressed to this vehicle (others are ignored); returns packets."""
         mtype = msg.get_type()
+        if mtype == "SET_MODE":  # no target component: the mode is the whole vehicle's
+            if msg.target_system not in (0, self.sysid):
+                return []
+            self.counters["received_SET_MODE"] += 1
+            result = self._set_mode(msg.base_mode, msg.custom_mode, t)
+            return [self._ack(msg, result, command=MAVLINK_MSG_ID_SET_MODE)]
         if mtype not in ("COMMAND_LONG", "REQUEST_DATA_STREAM"):
             return []
         if msg.target_system not in (0, self.sysid) or msg.target_component not in (
@@ -141,6 +168,12 @@ class SimulatedAutopilot:
                 return [self._ack(msg, MAV_RESULT_UNSUPPORTED)]
             result = self._set_interval(int(msg.param1), msg.param2)
             return [self._ack(msg, result)]
+        if msg.command == MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            return [self._ack(msg, self._fly_mode("RTL", t))]
+        if msg.command == MAV_CMD_NAV_LAND:
+            return [self._ack(msg, self._fly_mode("LAND", t))]
+        if msg.command == MAV_CMD_DO_SET_MODE:
+            return [self._ack(msg, self._set_mode(msg.param1, msg.param2, t))]
         if msg.command == MAV_CMD_REQUEST_MESSAGE:
             name = MESSAGE_NAME_OF_ID.get(int(msg.param1))
             if name is None:
@@ -148,6 +181,22 @@ class SimulatedAutopilot:
             return [self._ack(msg, MAV_RESULT_ACCEPTED),
                     self._pack(ENCODERS[name](self.mav, self.vehicle.state_at(t)))]  # fmt: skip
         return [self._ack(msg, MAV_RESULT_UNSUPPORTED)]
+
+    def _set_mode(self, base_mode: float, custom_mode: float, t: float) -> int:
+        if not (math.isfinite(base_mode) and int(base_mode) & MAV_MODE_FLAG_CUSTOM_MODE_ENABLED):
+            return MAV_RESULT_DENIED
+        if not (math.isfinite(custom_mode) and custom_mode == int(custom_mode)):
+            return MAV_RESULT_FAILED
+        name = FLIGHT_MODES[VehicleFamily.ARDUCOPTER].get(int(custom_mode))
+        if name is None:
+            return MAV_RESULT_FAILED  # ArduCopter: no such mode
+        return self._fly_mode(name, t)
+
+    def _fly_mode(self, name: str, t: float) -> int:
+        if not self.vehicle.command_mode(t, name):
+            return MAV_RESULT_FAILED  # a mode this simulation does not fly
+        self.counters[f"mode_{name}"] += 1
+        return MAV_RESULT_ACCEPTED
 
     def _set_interval(self, msg_id: int, interval_us: float) -> int:
         name = MESSAGE_NAME_OF_ID.get(msg_id)
@@ -170,9 +219,10 @@ class SimulatedAutopilot:
                 self.rates[name] = float(min(rate_hz, 50)) if start else 0.0
                 self._next.pop(name, None)
 
-    def _ack(self, msg: Any, result: int) -> bytes:
+    def _ack(self, msg: Any, result: int, command: int | None = None) -> bytes:
         return self._pack(
             self.mav.command_ack_encode(
-                msg.command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()
+                msg.command if command is None else command, result, 0, 0,
+                msg.get_srcSystem(), msg.get_srcComponent(),
             )
         )

@@ -41,7 +41,7 @@ def degrees_to_e7(deg: float) -> int:
 
 def _enc_heartbeat(mav: Any, s: VehicleTruth) -> Any:
     base = MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | MAV_MODE_FLAG_STABILIZE_ENABLED
-    if s.mode_name in ("GUIDED", "AUTO", "RTL"):
+    if s.mode_name in ("GUIDED", "AUTO", "RTL", "LOITER", "BRAKE", "POSHOLD"):  # as ArduCopter
         base |= MAV_MODE_FLAG_GUIDED_ENABLED
     if s.armed:
         base |= MAV_MODE_FLAG_SAFETY_ARMED

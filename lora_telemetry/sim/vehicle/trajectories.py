@@ -6,6 +6,18 @@ disarm) with a battery that drains with the current drawn. :meth:`SyntheticVehic
 is the truth at any time, a pure function of the time: a :class:`VehicleTruth` in SI units
 with MAVLink's enumerations (ArduCopter ``custom_mode`` numbers from the core's mode table),
 which the simulated autopilot encodes and the simulator writes to its truth file.
+
+A commanded mode change (:meth:`SyntheticVehicle.command_mode`, which the simulated autopilot
+calls on an accepted MAV_CMD_NAV_RETURN_TO_LAUNCH / NAV_LAND / DO_SET_MODE / SET_MODE) replaces
+the scripted mission from that time on, as a pilot's or ground station's mode change does on
+ArduCopter: RTL flies straight home at the cruise speed and the height it has (ArduCopter
+would first climb to RTL_ALT, 15 m by default, if lower), then descends at the landing speed
+and disarms; LAND descends where it is and disarms; LOITER, BRAKE, POSHOLD and GUIDED (with no
+target) hold the position and height ("hold" phase). The mode stays the commanded one, landed
+included, as ArduCopter's does. A vehicle disarmed on the ground takes the mode and stays
+there: ArduCopter accepts any mode while disarmed ("allow switching to any mode if disarmed",
+Copter::set_mode) and does not arm by itself. The truth stays a pure function of the time and
+of the commands received before it; without a command it is the scripted mission, unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from lora_telemetry.core.geo import LocalProjection
 
 __all__ = [
     "PATTERNS",
+    "COMMAND_MODES",
     "VehicleTruth",
     "CirclePath",
     "PolylinePath",
@@ -45,6 +58,22 @@ _MODE_NUMBERS = {
 _PHASE_MODE = {"idle": "GUIDED", "takeoff": "GUIDED", "auto": "AUTO", "rtl": "RTL",
                "land": "LAND", "landed": "LAND"}  # fmt: skip
 
+#: ArduCopter modes a synthetic vehicle flies on command, and what it does in each.
+COMMAND_MODES = {"RTL": "rtl", "LAND": "land", "LOITER": "hold", "BRAKE": "hold",
+                 "POSHOLD": "hold", "GUIDED": "hold"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a vehicle does from a commanded mode change on (absolute simulation times)."""
+
+    t0: float
+    mode: str
+    custom_mode: int
+    phases: tuple[tuple[str, float, float], ...]
+    start: tuple[float, float, float]  # east, north, height where the command found it
+    consumed0_mah: float
+
 
 @dataclass(frozen=True)
 class VehicleTruth:
@@ -54,7 +83,7 @@ class VehicleTruth:
     time_s: float  # simulation time
     time_unix_s: float
     time_boot_ms: int
-    phase: str  # idle, takeoff, auto, rtl, land, landed
+    phase: str  # idle, takeoff, auto, rtl, land, landed; hold (on command)
     lat_deg: float
     lon_deg: float
     alt_amsl_m: float
@@ -179,7 +208,7 @@ class SyntheticVehicle:
 
     IDLE_A = 0.4
     PHASE_CURRENT_A = {"idle": IDLE_A, "takeoff": 24.0, "auto": 17.0, "rtl": 17.0,
-                       "land": 12.0, "landed": IDLE_A}  # fmt: skip
+                       "land": 12.0, "landed": IDLE_A, "hold": 17.0}  # fmt: skip
 
     def __init__(
         self,
@@ -244,6 +273,86 @@ class SyntheticVehicle:
         )
         #: Length of one cycle when ``repeat`` (landed for as long as it idled first).
         self.cycle_s = t_landed + max(t_takeoff, 1.0)
+        self._plans: list[_Plan] = []
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def command_mode(self, t: float, mode: str) -> bool:
+        """Switch to ArduCopter ``mode`` at simulation time ``t`` (see the module notes);
+        False (nothing changes) for a mode this simulation does not fly. Commands come in time
+        order: one earlier than the last is a :class:`ConfigError`."""
+        mode = mode.strip().upper()
+        kind = COMMAND_MODES.get(mode)
+        if kind is None:
+            return False
+        if self._plans and t < self._plans[-1].t0:
+            raise ConfigError(f"command at t={t} is earlier than the last one")
+        e, n, up, phase = self._where(t)
+        consumed = self._consumed(t)
+        if phase in ("idle", "landed") or (up <= 0.0 and phase != "takeoff"):
+            phases: tuple[tuple[str, float, float], ...] = (("landed", t, math.inf),)
+            up = 0.0
+        elif kind == "hold":
+            phases = (("hold", t, math.inf),)
+        elif kind == "land":
+            t_landed = t + up / self.land_mps
+            phases = (("land", t, t_landed), ("landed", t_landed, math.inf))
+        else:
+            dist = math.hypot(self.home[0] - e, self.home[1] - n)
+            t_land = t + dist / self.speed
+            t_landed = t_land + up / self.land_mps
+            phases = (("rtl", t, t_land), ("land", t_land, t_landed),
+                      ("landed", t_landed, math.inf))  # fmt: skip
+        custom = custom_mode_from_name(VehicleFamily.ARDUCOPTER, mode)
+        assert custom is not None  # every COMMAND_MODES name is an ArduCopter mode
+        self._plans.append(_Plan(t, mode, custom, phases, (e, n, up), consumed))
+        return True
+
+    @property
+    def commanded(self) -> bool:
+        """Whether a command has replaced the scripted mission."""
+        return bool(self._plans)
+
+    def _plan_at(self, t: float) -> _Plan | None:
+        for plan in reversed(self._plans):
+            if t >= plan.t0:
+                return plan
+        return None
+
+    def _plan_local(self, plan: _Plan, t: float) -> tuple[float, float, float, str]:
+        e0, n0, up0 = plan.start
+        for name, start, end in plan.phases:
+            if t < end:
+                break
+        dt = t - start
+        if name == "hold":
+            return e0, n0, up0, name
+        if name == "rtl":
+            dist = math.hypot(self.home[0] - e0, self.home[1] - n0)
+            f = 1.0 if dist == 0 else min(1.0, dt * self.speed / dist)
+            return e0 + f * (self.home[0] - e0), n0 + f * (self.home[1] - n0), up0, name
+        e, n = self.home if plan.phases[0][0] == "rtl" else (e0, n0)
+        if name == "land":
+            return e, n, max(0.0, up0 - dt * self.land_mps), name
+        return e, n, 0.0, name
+
+    def _where(self, t: float) -> tuple[float, float, float, str]:
+        """(east, north, height above home, phase) at simulation time t."""
+        plan = self._plan_at(t)
+        if plan is not None:
+            return self._plan_local(plan, t)
+        return self._local(t % self.cycle_s if self.repeat else t)
+
+    def _consumed(self, t: float) -> float:
+        plan = self._plan_at(t)
+        if plan is None:
+            return self._consumed_mah(t % self.cycle_s if self.repeat else t)
+        total = 0.0
+        for name, start, end in plan.phases:
+            if t <= start:
+                break
+            total += self.PHASE_CURRENT_A[name] * (min(t, end) - start)
+        return plan.consumed0_mah + total / 3.6
 
     def _phase(self, t: float) -> tuple[str, float]:
         for name, start, end in self.phases:
@@ -281,17 +390,16 @@ class SyntheticVehicle:
 
     def state_at(self, t: float) -> VehicleTruth:
         """The truth at simulation time ``t`` (seconds)."""
-        tc = t % self.cycle_s if self.repeat else t
-        e, n, up, phase = self._local(tc)
+        e, n, up, phase = self._where(t)
         dt = 0.05
-        e0, n0, up0, _ = self._local(tc - dt)
-        e1, n1, up1, _ = self._local(tc + dt)
+        e0, n0, up0, _ = self._where(t - dt)
+        e1, n1, up1, _ = self._where(t + dt)
         ve, vn, vu = (e1 - e0) / (2 * dt), (n1 - n0) / (2 * dt), (up1 - up0) / (2 * dt)
         gs = math.hypot(ve, vn)
         if gs > 0.3:
             heading = _heading_of(ve, vn)
-            eb, nb, _, _ = self._local(tc - 2 * dt)
-            ea, na, _, _ = self._local(tc + 2 * dt)
+            eb, nb, _, _ = self._where(t - 2 * dt)
+            ea, na, _, _ = self._where(t + 2 * dt)
             turn = (_heading_of(ea - e, na - n) - _heading_of(e - eb, n - nb) + 180) % 360 - 180
             rate = math.radians(turn) / (2 * dt)
             roll = math.atan(gs * rate / _G)
@@ -306,11 +414,13 @@ class SyntheticVehicle:
         pitch = -min(0.35, 0.02 * gs)  # nose down to fly forwards
         lat, lon = self.projection.to_geodetic(e, n)
         current = self.PHASE_CURRENT_A[phase]
-        consumed = self._consumed_mah(tc)
+        consumed = self._consumed(t)
         pct = max(0.0, self.battery_start_pct - 100.0 * consumed / self.capacity_mah)
         voltage = self.cells * (3.3 + 0.9 * pct / 100.0) - current * 0.02
-        armed = phase in ("takeoff", "auto", "rtl", "land")
-        mode = _PHASE_MODE[phase]
+        armed = phase in ("takeoff", "auto", "rtl", "land", "hold")
+        plan = self._plan_at(t)
+        mode = _PHASE_MODE[phase] if plan is None else plan.mode
+        custom_mode = _MODE_NUMBERS[mode] if plan is None else plan.custom_mode
         home_amsl = self.origin_alt_m
         return VehicleTruth(
             sysid=self.sysid,
@@ -338,7 +448,7 @@ class SyntheticVehicle:
             current_a=current,
             consumed_mah=consumed,
             mode_name=mode,
-            custom_mode=_MODE_NUMBERS[mode],  # type: ignore[arg-type]
+            custom_mode=custom_mode,  # type: ignore[arg-type]
             armed=armed,
             system_status=MAV_STATE_ACTIVE if armed else MAV_STATE_STANDBY,
             gps_fix_type=GPS_FIX_TYPE_3D_FIX,
