@@ -113,12 +113,12 @@ fi
 # --- 4. colcon build -----------------------------------------------------------------------
 # Inputs of the build: the interfaces and build files, plus the *names* of every installed
 # file (symlink install: edits need no rebuild, new files do).
-build_hash="$( { cat package.xml CMakeLists.txt msg/*.msg; \
+build_hash="$( { cat package.xml CMakeLists.txt msg/*.msg action/*.action; \
   find lora_telemetry launch config scripts -type f ! -name '*.pyc' ! -path '*__pycache__*' | sort; } \
   | sha256sum | cut -d' ' -f1)"
 build_stamp="$ROOT/build/.lora_telemetry_inputs"
 if [ "$(cat "$build_stamp" 2>/dev/null)" != "$build_hash" ] || [ ! -f install/local_setup.bash ]; then
-  log "colcon build (rosidl generates msg/)"
+  log "colcon build (rosidl generates msg/ and action/)"
   (
     set +u
     if [ "$ROS_MODE" = system ]; then
