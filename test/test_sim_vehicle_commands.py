@@ -178,3 +178,52 @@ def test_a_lost_command_is_retransmitted_and_the_simulator_accepts_it() -> None:
     result = ex.on_message(ack, 41.05)
     assert result.accepted and result.tries == 2 and result.rtt_s == pytest.approx(1.05)
     assert heartbeat(ap, 42.0).custom_mode == 17  # BRAKE
+
+
+def test_the_link_commands_rtl_over_udp_and_the_vehicle_flies_it() -> None:
+    """MavlinkLink.submit_command, end to end over real UDP sockets with the vehicle simulator:
+    the result is the simulated ArduCopter's ACCEPTED, its HEARTBEAT then says RTL, and the
+    other vehicle on the link keeps its mode. A second command while one is open is refused."""
+    import threading
+    import time
+
+    from lora_telemetry.mavlink.commands import UnsupportedCommandError
+    from lora_telemetry.mavlink.link import CommandBusyError, MavlinkLink
+    from lora_telemetry.sim.vehicle import VehicleSimulator
+
+    vehicles = build_swarm("circle", 2, ORIGIN, start_unix_s=time.time())
+    autopilots = [SimulatedAutopilot(v) for v in vehicles]
+    link = MavlinkLink("udpin:127.0.0.1:0", system_id=1)
+    link.poll(0)
+    with pytest.raises(UnsupportedCommandError, match="no autopilot heard yet"):
+        link.submit_command("RETURN_TO_LAUNCH")
+    sim = VehicleSimulator([f"udpout:127.0.0.1:{link.local_address[1]}"], autopilots=autopilots)
+    stop = threading.Event()
+    thread = threading.Thread(target=sim.run, kwargs={"stop": stop, "duration_s": 30.0})
+    thread.start()
+    results: list = []
+    try:
+        deadline = time.monotonic() + 8.0
+        while link.state.family is None and time.monotonic() < deadline:
+            link.poll(0.1)
+        link.submit_command("RETURN_TO_LAUNCH", on_done=results.append)
+        with pytest.raises(CommandBusyError):
+            link.submit_command("LAND")
+        deadline = time.monotonic() + 8.0
+        while not results and time.monotonic() < deadline:
+            link.poll(0.1)
+        deadline = time.monotonic() + 3.0
+        while link.sample().mode_name != "RTL" and time.monotonic() < deadline:
+            link.poll(0.1)
+        sample = link.sample()
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+        sim.close()
+        link.close()
+    (result,) = results
+    assert result.outcome is Outcome.ACCEPTED and result.result == 0  # MAV_RESULT_ACCEPTED
+    assert result.rtt_s is not None and result.rtt_s < 1.0
+    assert sample.mode_name == "RTL"
+    assert autopilots[0].vehicle.commanded and not autopilots[1].vehicle.commanded
+    assert link.stats()["commands.accepted"] == 1

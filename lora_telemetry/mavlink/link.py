@@ -13,6 +13,13 @@ its lock.
 
 A replayed log (``PATH.tlog`` or ``tlog:PATH``) is read as fast as :meth:`poll` is called, with
 the log's own receive timestamps as the clock, and nothing is sent.
+
+Commands to the autopilot (issue 14): :meth:`submit_command` hands one command at a time to a
+:class:`~lora_telemetry.mavlink.commands.CommandExchange`, which the polling thread drives
+(sends, retransmits, feeds it every COMMAND_ACK) until it ends; its result goes to the
+caller's callback on the polling thread. A second command while one is open is refused
+(``CommandBusyError``): the LoRa downlink delivers commands seconds apart, so a queue here
+would only hide a stuck autopilot.
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from lora_telemetry.core.codec import TelemetrySample
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+from lora_telemetry.mavlink.commands import (
+    CommandExchange,
+    CommandResult,
+    ExchangeState,
+    UnsupportedCommandError,
+    VehicleCommand,
+    autopilot_command,
+)
 from lora_telemetry.mavlink.state import (
     EVENT_AUTOPILOT,
     EVENT_REBOOT,
@@ -45,6 +60,7 @@ from lora_telemetry.mavlink.transport import ReconnectSchedule, open_transport, 
 from lora_telemetry.mavlink.urls import parse_url
 
 __all__ = [
+    "CommandBusyError",
     "MavlinkLinkError",
     "MavlinkLink",
     "MAV_TYPE_ONBOARD_CONTROLLER",
@@ -56,6 +72,10 @@ log = logging.getLogger(__name__)
 
 class MavlinkLinkError(LoraTelemetryError):
     """The connection to the flight controller failed and the allowed attempts are used up."""
+
+
+class CommandBusyError(LoraTelemetryError):
+    """A command to the autopilot is still open; one at a time."""
 
 
 MAV_TYPE_ONBOARD_CONTROLLER = 18
@@ -158,6 +178,8 @@ class MavlinkLink:
         #: Set when a replayed log is exhausted.
         self.eof = False
         self.counters: Counter[str] = Counter()
+        self._exchange: CommandExchange | None = None
+        self._on_command_done: Callable[[CommandResult], None] | None = None
         if self.is_replay:
             self._connect()  # a missing or unreadable log is a configuration error
 
@@ -335,6 +357,10 @@ class MavlinkLink:
             elif event in (EVENT_REBOOT, EVENT_RESUMED) and not self.is_replay:
                 self.counters[f"rerequest_after_{event}"] += 1
                 self.requester.start(mono)
+        if mtype == "COMMAND_ACK" and self._exchange is not None:
+            done = self._exchange.on_message(msg, mono)
+            if done is not None:
+                self._command_finished(done)
         if mtype == "COMMAND_ACK" and not self._ack_is_ours(msg):
             return True
         self.requester.on_message(mtype, vars(msg), mono)
@@ -358,6 +384,14 @@ class MavlinkLink:
             self.counters["heartbeats_sent"] += 1
         if self.state.autopilot is None:
             return
+        exchange = self._exchange
+        if exchange is not None:
+            started = exchange.state is ExchangeState.IDLE
+            for msg in exchange.start(now) if started else exchange.due(now):
+                self._mav.send(msg)
+                self.counters["commands_sent"] += 1
+            if exchange.done and exchange.result is not None:
+                self._command_finished(exchange.result)
         sysid, compid = self.state.autopilot
         for req in self.requester.due(now):
             if self._conn is None:
@@ -370,6 +404,39 @@ class MavlinkLink:
             else:
                 self._mav.request_data_stream_send(sysid, compid, req.stream_id, req.rate_hz, 1)
             self.counters[f"sent_{req.kind}"] += 1
+
+    # -- commands to the autopilot -----------------------------------------------------------
+    def submit_command(self, command: VehicleCommand | str, argument: str | None = None, *,
+                       on_done: Callable[[CommandResult], None] | None = None) -> None:
+        """Send ``command`` (with its mode name for SET_MODE) to the autopilot, as its family
+        needs (mavlink/commands.py); ``on_done`` gets the result on the polling thread (it
+        must not block). Raises UnsupportedCommandError for what this autopilot cannot do
+        (or before one was heard, or on a replayed log) and CommandBusyError while another
+        command is open."""
+        with self._lock:
+            if self.is_replay:
+                raise UnsupportedCommandError("a replayed log has no autopilot to command")
+            if self.state.autopilot is None or self.state.family is None:
+                raise UnsupportedCommandError("no autopilot heard yet: nothing to command")
+            if self._exchange is not None:
+                raise CommandBusyError(
+                    f"a {self._exchange.command.description} command is still open")
+            cmd = autopilot_command(self.state.family, command, argument)
+            sysid, compid = self.state.autopilot
+            self._exchange = CommandExchange(cmd, sysid, compid, own_system=self._own_system_id(),
+                                             own_component=self.own_component_id)
+            self._on_command_done = on_done
+            self.counters["commands_submitted"] += 1
+
+    def _command_finished(self, result: CommandResult) -> None:
+        callback, self._on_command_done, self._exchange = self._on_command_done, None, None
+        self.counters[f"commands.{result.outcome.name.lower()}"] += 1
+        if callback is not None:
+            try:
+                callback(result)
+            except Exception:  # noqa: BLE001 - a caller's bug must not stop the link
+                self.counters["command_callback_errors"] += 1
+                log.exception("command result callback failed")
 
     def _own_system_id(self) -> int:
         if self.own_system_id is not None:
