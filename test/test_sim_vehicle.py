@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sim_support import poll_until, simulated_link
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
@@ -179,26 +180,10 @@ def test_autopilot_answers_stream_requests() -> None:
 def test_synthetic_swarm_parses_back_through_the_link_near_the_truth() -> None:
     vehicles = build_swarm("circle", 3, ORIGIN, start_unix_s=time.time())
     autopilots = [SimulatedAutopilot(v, default_rates_hz={}) for v in vehicles]
-    link = MavlinkLink("udpin:127.0.0.1:0", system_id=2)
-    link.poll(0)
-    sim = VehicleSimulator([f"udpout:127.0.0.1:{link.local_address[1]}"], autopilots=autopilots)
-    stop = threading.Event()
-    thread = threading.Thread(target=sim.run, kwargs={"stop": stop, "duration_s": 20.0})
-    thread.start()
-    try:
-        deadline = time.monotonic() + 8.0
-        while time.monotonic() < deadline:
-            link.poll(0.1)
-            if all(s == "accepted" for s in link.requester.status.values()) and \
-                    link.state.messages_by_type["BATTERY_STATUS"] >= 2:  # fmt: skip
-                break
+    with simulated_link(autopilots, system_id=2, duration_s=20.0) as (link, sim):
+        poll_until(link, lambda: all(s == "accepted" for s in link.requester.status.values())
+                   and link.state.messages_by_type["BATTERY_STATUS"] >= 2, 8.0)
         sample = link.sample()
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
-        sim.close()
-        link.close()
-    assert not thread.is_alive()
     assert link.state.autopilot == (2, 1)
     assert link.state.ignored_by_source["1/1"] > 0 and link.state.ignored_by_source["3/1"] > 0
     # The sample time is the autopilot's UTC (SYSTEM_TIME): the truth at that time.

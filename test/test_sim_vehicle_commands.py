@@ -184,43 +184,26 @@ def test_the_link_commands_rtl_over_udp_and_the_vehicle_flies_it() -> None:
     """MavlinkLink.submit_command, end to end over real UDP sockets with the vehicle simulator:
     the result is the simulated ArduCopter's ACCEPTED, its HEARTBEAT then says RTL, and the
     other vehicle on the link keeps its mode. A second command while one is open is refused."""
-    import threading
     import time
 
+    from sim_support import poll_until, simulated_link
+
     from lora_telemetry.mavlink.commands import UnsupportedCommandError
-    from lora_telemetry.mavlink.link import CommandBusyError, MavlinkLink
-    from lora_telemetry.sim.vehicle import VehicleSimulator
+    from lora_telemetry.mavlink.link import CommandBusyError
 
     vehicles = build_swarm("circle", 2, ORIGIN, start_unix_s=time.time())
     autopilots = [SimulatedAutopilot(v) for v in vehicles]
-    link = MavlinkLink("udpin:127.0.0.1:0", system_id=1)
-    link.poll(0)
-    with pytest.raises(UnsupportedCommandError, match="no autopilot heard yet"):
-        link.submit_command("RETURN_TO_LAUNCH")
-    sim = VehicleSimulator([f"udpout:127.0.0.1:{link.local_address[1]}"], autopilots=autopilots)
-    stop = threading.Event()
-    thread = threading.Thread(target=sim.run, kwargs={"stop": stop, "duration_s": 30.0})
-    thread.start()
     results: list = []
-    try:
-        deadline = time.monotonic() + 8.0
-        while link.state.family is None and time.monotonic() < deadline:
-            link.poll(0.1)
+    with simulated_link(autopilots, system_id=1) as (link, _):
+        with pytest.raises(UnsupportedCommandError, match="no autopilot heard yet"):
+            link.submit_command("RETURN_TO_LAUNCH")
+        poll_until(link, lambda: link.state.family is not None, 8.0)
         link.submit_command("RETURN_TO_LAUNCH", on_done=results.append)
         with pytest.raises(CommandBusyError):
             link.submit_command("LAND")
-        deadline = time.monotonic() + 8.0
-        while not results and time.monotonic() < deadline:
-            link.poll(0.1)
-        deadline = time.monotonic() + 3.0
-        while link.sample().mode_name != "RTL" and time.monotonic() < deadline:
-            link.poll(0.1)
+        poll_until(link, lambda: bool(results), 8.0)
+        poll_until(link, lambda: link.sample().mode_name == "RTL", 3.0)
         sample = link.sample()
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
-        sim.close()
-        link.close()
     (result,) = results
     assert result.outcome is Outcome.ACCEPTED and result.result == 0  # MAV_RESULT_ACCEPTED
     assert result.rtt_s is not None and result.rtt_s < 1.0
