@@ -28,7 +28,7 @@ from lora_telemetry.drone.config import DroneConfig
 from lora_telemetry.ground.config import GroundConfig
 from lora_telemetry.sim.medium import load_medium_params
 
-from bench.fuzz.base import REPO, Target, check
+from bench.fuzz.base import REPO, Target, check, fixture_key
 
 YAML_TOKENS = (
     b"!!int ", b"!!float ", b"!!timestamp ", b"!!str ", b"!!binary ", b"!!bool ", b"!!null ",
@@ -43,8 +43,8 @@ YAML_TOKENS = (
 KEY_FILE_PLACEHOLDER = "FUZZ_KEY_FILE"
 
 _KEYS = {
-    "uav1": keyfile.DeviceKeys("uav1", 0x26011CA2, bytes(range(16)), bytes(range(16, 32))),
-    "uav2": keyfile.DeviceKeys("uav2", 0x26011234, bytes(range(32, 48)), bytes(range(48, 64))),
+    name: keyfile.DeviceKeys(name, addr, fixture_key(f"{name} nwkskey"), fixture_key(f"{name} appskey"))
+    for name, addr in (("uav1", 0x26011CA2), ("uav2", 0x26011234))
 }
 
 

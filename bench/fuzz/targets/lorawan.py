@@ -15,7 +15,7 @@ from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core import gateway as gw
 from lora_telemetry.core import lorawan as lw
 
-from bench.fuzz.base import Target, check, lorawan_vectors
+from bench.fuzz.base import Target, check, fixture_key, lorawan_vectors
 
 #: MHDR values of every MType, a valid FCtrl with FOptsLen 15, common FPorts.
 TOKENS = tuple(bytes((b,)) for b in (0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0, 0xE0, 0x41, 0x0F,
@@ -116,7 +116,8 @@ class GatewayTarget(Target):
         self.registry = [
             gw.Device("uav1", 0x26011CA2, bytes.fromhex(task["nwkskey"]),
                       bytes.fromhex(task["appskey"]), cfg, system_id=1),
-            gw.Device("uav2", 0x26011CA3, bytes(range(16)), bytes(range(16, 32)), cfg, system_id=2),
+            gw.Device("uav2", 0x26011CA3, fixture_key("uav2 nwkskey"), fixture_key("uav2 appskey"),
+                      cfg, system_id=2),
         ]
         self._seeds: list[bytes] = []
         for n, dev in enumerate(self.registry):
