@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_bench_swarm import run_bench  # the same benchmark script, run the same way
 
 from lora_telemetry.core import codec as tcodec
 from lora_telemetry.core.aloha import finite_aloha_success
@@ -42,12 +40,6 @@ MAX_UAVS = 12
 MINUTES = 5
 NAMED_KEYS = {"access", "n", "period_s", "delivery_ratio", "updates_per_s_min",
               "state_age_p95_s"}
-
-
-def run_bench(out_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LORA_TELEMETRY_BENCH_RESULTS=str(out_dir))
-    return subprocess.run([sys.executable, "bench/bench_swarm.py", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=240, env=env)
 
 
 @pytest.fixture(scope="module")

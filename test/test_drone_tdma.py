@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 import pytest
+from radio_fakes import FakeRawRadio
 
 from lora_telemetry.core import beacon as bc
 from lora_telemetry.core import codec as tcodec
@@ -22,7 +23,7 @@ from lora_telemetry.drone.runtime import DroneRuntime
 from lora_telemetry.drone.tdma import BeaconStateStore, TdmaAccess
 from lora_telemetry.drone.transmitters import RawUplinkTransmitter
 from lora_telemetry.keyfile import DeviceKeys
-from lora_telemetry.radios.base import RawRadio, RxFrame, TxResult
+from lora_telemetry.radios.base import RxFrame, TxResult
 
 KEYS = DeviceKeys("uav4", 0x260B0004, bytes(range(16)), bytes(range(16, 32)))
 BEACON_KEY = bytes(range(40, 56))
@@ -79,18 +80,10 @@ class Vehicle:
 
 
 @dataclass
-class Radio(RawRadio):
+class Radio(FakeRawRadio):
     world: World
     air: list[float] = field(default_factory=list)  # true frame starts
     listened: list[tuple[float, float]] = field(default_factory=list)
-    _phy: object = None
-
-    @property
-    def phy(self):
-        return self._phy
-
-    def configure(self, phy) -> None:
-        self._phy = phy
 
     def send(self, data: bytes, timeout=None) -> TxResult:
         w = self.world
@@ -113,15 +106,6 @@ class Radio(RawRadio):
                 return RxFrame(frame, self._phy, rssi_dbm=-90.0, snr_db=8.0, time=w.host())
         w.t = closes
         return None
-
-    def close(self) -> None:
-        pass
-
-    def reconnect(self, timeout: float = 10.0) -> None:
-        pass
-
-    def stats(self):
-        return {}
 
 
 class Counters:
@@ -243,3 +227,18 @@ def test_slot_1_does_not_listen_when_the_module_reports_too_slowly(tmp_path) -> 
     superframes = [access.schedule.superframe_of(t) for t in radio.air]
     assert len(superframes) >= 6
     assert superframes == list(range(superframes[0], superframes[0] + len(superframes)))
+
+
+def test_a_damaged_beacon_state_file_is_refused_with_the_way_out(tmp_path) -> None:
+    from lora_telemetry.persist import StateFileError
+
+    path = tmp_path / "uav4.fcnt.beacon.json"
+    for content in ("{not json", '{"last_superframe": "12"}', "[]"):
+        path.write_text(content)
+        with pytest.raises(StateFileError, match="move it away|unreadable"):
+            BeaconStateStore(path)
+    path.unlink()
+    store = BeaconStateStore(path)  # none yet: no beacon accepted so far
+    assert store.last_superframe is None
+    store.record(1796000012)
+    assert BeaconStateStore(path).last_superframe == 1796000012

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from radio_fakes import FakeRawRadio
 
 from lora_telemetry.core import beacon as bc
 from lora_telemetry.core import codec as tcodec
@@ -30,7 +31,7 @@ from lora_telemetry.ground.runtime import GroundRuntime
 from lora_telemetry.core.gateway import Gateway
 from lora_telemetry.keyfile import DeviceKeys, NetworkKeys, write_key_file
 from lora_telemetry.persist import GroundCounterStore
-from lora_telemetry.radios.base import RawRadio, RxFrame, TxResult
+from lora_telemetry.radios.base import RxFrame, TxResult
 
 T0 = 1_796_000_000.0
 BEACON_KEY = bytes(range(40, 56))
@@ -99,7 +100,7 @@ class Clock:
         self.t += seconds + 0.0001  # time.sleep on Linux: ~0.1 ms late
 
 
-class AirRadio(RawRadio):
+class AirRadio(FakeRawRadio):
     """A gateway chip on a simulated clock: frames arrive at scripted times; sends are logged
     with their first symbol's time (the SPI writes, then the chip's 127.5 us)."""
 
@@ -109,15 +110,6 @@ class AirRadio(RawRadio):
         self.sent: list[tuple[float, bytes]] = []
         self.rng = random.Random(5)
         self._phy = PhySettings(433_175_000, 7, 125_000)
-
-    name = "air"
-
-    @property
-    def phy(self):
-        return self._phy
-
-    def configure(self, phy) -> None:
-        self._phy = phy
 
     def send(self, data: bytes, timeout=None) -> TxResult:
         start = self.clock.t + SPI_WRITES_S + 0.0001275
@@ -138,15 +130,6 @@ class AirRadio(RawRadio):
             return RxFrame(data, self._phy, rssi_dbm=-80.0, snr_db=9.0, time=self.clock.t)
         self.clock.t = closes + self.rng.uniform(0.0, 0.002)  # a real wait returns a bit late
         return None
-
-    def close(self) -> None:
-        pass
-
-    def reconnect(self, timeout: float = 10.0) -> None:
-        pass
-
-    def stats(self):
-        return {}
 
 
 def uplink(cfg: GroundConfig, name: str, fcnt: int, start: float) -> tuple[float, bytes]:

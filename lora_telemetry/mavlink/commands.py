@@ -47,6 +47,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from lora_telemetry.core.codec import VehicleFamily, custom_mode_from_name, mode_name
 from lora_telemetry.core.errors import ConfigError, LoraTelemetryError
+from lora_telemetry.mavlink.streams import MAV_RESULT_ACCEPTED, MAV_RESULT_IN_PROGRESS
 
 __all__ = [
     "MAV_CMD_NAV_RETURN_TO_LAUNCH",
@@ -72,9 +73,7 @@ MAV_CMD_NAV_LAND = 21
 MAV_CMD_DO_SET_MODE = 176
 # MAVLink common.xml, MAV_MODE_FLAG.
 MAV_MODE_FLAG_CUSTOM_MODE_ENABLED = 1
-# MAVLink common.xml, MAV_RESULT.
-MAV_RESULT_ACCEPTED = 0
-MAV_RESULT_IN_PROGRESS = 5
+# MAVLink common.xml, MAV_RESULT (the numbers themselves: mavlink/streams.py).
 MAV_RESULT_NAMES = {
     0: "ACCEPTED", 1: "TEMPORARILY_REJECTED", 2: "DENIED", 3: "UNSUPPORTED", 4: "FAILED",
     5: "IN_PROGRESS", 6: "CANCELLED", 7: "COMMAND_LONG_ONLY", 8: "COMMAND_INT_ONLY",

@@ -35,6 +35,12 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 from lora_telemetry.core.codec import FLIGHT_MODES, VehicleFamily
 from lora_telemetry.core.errors import ConfigError
 from lora_telemetry.core.latency import Latency
+from lora_telemetry.mavlink.commands import (
+    MAV_CMD_DO_SET_MODE,
+    MAV_CMD_NAV_LAND,
+    MAV_CMD_NAV_RETURN_TO_LAUNCH,
+    MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
+)
 from lora_telemetry.mavlink.state import MAV_COMP_ID_AUTOPILOT1
 from lora_telemetry.mavlink.streams import (
     DATA_STREAM_OF_MESSAGE,
@@ -55,10 +61,6 @@ __all__ = ["DEFAULT_SIM_RATES_HZ", "SYSTEM_TIME_DELAY", "SimulatedAutopilot"]
 SYSTEM_TIME_DELAY = Latency(0.00125, 0.00125)
 
 MAV_CMD_REQUEST_MESSAGE = 512
-MAV_CMD_NAV_RETURN_TO_LAUNCH = 20
-MAV_CMD_NAV_LAND = 21
-MAV_CMD_DO_SET_MODE = 176
-MAV_MODE_FLAG_CUSTOM_MODE_ENABLED = 1
 MAVLINK_MSG_ID_SET_MODE = 11
 MAV_RESULT_DENIED = 2
 MAV_RESULT_FAILED = 4
